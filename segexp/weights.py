@@ -1,0 +1,225 @@
+"""Resolve and load pretrained weights without ever running pickled code or hitting a hub offline.
+
+A `pretrained` value is one of
+  * ``None`` / ``"none"``: random init (logged loudly);
+  * an open_clip pretrained tag for the model name (``"openai"``, ``"laion2b_s34b_b88k"``...), found
+    in the local caches (``~/.cache/clip``, ``$SEGEXP_WEIGHTS_DIR``, the HF hub cache); downloading is
+    opt-in (``allow_download=True``) so an offline run never reaches a hub client;
+  * a local ``.pt`` / ``.pth`` / ``.bin`` / ``.safetensors`` file in OpenAI, open_clip, timm or
+    Alpha-CLIP key layout;
+  * a local Hugging Face folder (loaded with ``local_files_only``).
+
+Missing weights raise `WeightsNotFoundError`, whose message says what to download, where to put it and
+which override points at it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+import zipfile
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """Raised with a human-readable download instruction; run.py prints it without a traceback."""
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("SEGEXP_WEIGHTS_DIR", Path.home() / ".cache" / "segexp" / "weights"))
+
+
+def is_random(pretrained) -> bool:
+    return pretrained is None or str(pretrained).lower() in ("", "none", "null", "random")
+
+
+def warn_random(what: str) -> None:
+    bar = "!" * 78
+    log.warning("%s\n%s is RANDOMLY INITIALISED (pretrained=null): its numbers mean nothing.\n%s", bar, what, bar)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# reading files
+# ----------------------------------------------------------------------------------------------------------
+def _is_torchscript_archive(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as zf:
+        return any(n.endswith("constants.pkl") or "/code/" in n for n in zf.namelist())
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Tensor dict from a weights file, never unpickling arbitrary objects."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        return read_hf_folder(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    if _is_torchscript_archive(path):
+        # OpenAI's released CLIP .pt files are TorchScript archives; torch.jit.load reads them without pickle.
+        sd = torch.jit.load(str(path), map_location="cpu").state_dict()
+        return {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle with code objects, truncated files...
+        raise ValueError(
+            f"refusing to load {path}: it is not a plain tensor checkpoint (weights_only=True failed: "
+            f"{type(e).__name__}). Convert it to .safetensors or a plain state dict."
+        ) from None
+    return unwrap_state_dict(obj)
+
+
+def unwrap_state_dict(obj) -> dict[str, torch.Tensor]:
+    """Find the tensor dict inside common checkpoint containers and strip DDP prefixes."""
+    if isinstance(obj, dict):
+        for key in ("state_dict", "model", "module"):
+            if key in obj and isinstance(obj[key], dict):
+                obj = obj[key]
+                break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise ValueError("checkpoint does not hold a tensor state dict")
+    return {re.sub(r"^module\.", "", k): v for k, v in obj.items()}
+
+
+def read_hf_folder(folder: Path) -> dict[str, torch.Tensor]:
+    for name in ("open_clip_model.safetensors", "model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
+        if (folder / name).is_file():
+            return read_state_dict(folder / name)
+    raise WeightsNotFoundError(f"no model.safetensors / *.bin weights in folder {folder}")
+
+
+# ----------------------------------------------------------------------------------------------------------
+# key layouts → open_clip layout
+# ----------------------------------------------------------------------------------------------------------
+_TIMM_TO_OPENCLIP = [
+    (r"^patch_embed\.proj\.", "conv1."),
+    (r"^norm_pre\.", "ln_pre."),
+    (r"^blocks\.(\d+)\.norm1\.", r"transformer.resblocks.\1.ln_1."),
+    (r"^blocks\.(\d+)\.norm2\.", r"transformer.resblocks.\1.ln_2."),
+    (r"^blocks\.(\d+)\.attn\.qkv\.(weight|bias)", r"transformer.resblocks.\1.attn.in_proj_\2"),
+    (r"^blocks\.(\d+)\.attn\.proj\.", r"transformer.resblocks.\1.attn.out_proj."),
+    (r"^blocks\.(\d+)\.mlp\.fc1\.", r"transformer.resblocks.\1.mlp.c_fc."),
+    (r"^blocks\.(\d+)\.mlp\.fc2\.", r"transformer.resblocks.\1.mlp.c_proj."),
+    (r"^norm\.", "ln_post."),
+]
+
+
+def _timm_visual_to_openclip(sd: dict) -> dict:
+    out = {}
+    for k, v in sd.items():
+        if k == "cls_token":
+            out["class_embedding"] = v.reshape(-1)
+        elif k == "pos_embed":
+            out["positional_embedding"] = v[0]
+        elif k == "head.weight":
+            out["proj"] = v.t().contiguous()
+        elif k == "head.bias":
+            continue
+        else:
+            for pat, rep in _TIMM_TO_OPENCLIP:
+                if re.match(pat, k):
+                    k = re.sub(pat, rep, k)
+                    break
+            out[k] = v
+    return out
+
+
+def to_open_clip_layout(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """(open_clip-layout CLIP state dict, extras). Visual-only checkpoints give `visual.*` keys only.
+
+    Handles OpenAI / open_clip (identical layouts), timm `vit_*_clip_*` visual towers and Alpha-CLIP's
+    visual-only checkpoints (`attn.in_proj.weight` → `attn.in_proj_weight`, `conv1_alpha` → extras).
+    """
+    sd = {re.sub(r"^module\.", "", k): v for k, v in sd.items()}
+    sd = {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    if "patch_embed.proj.weight" in sd:  # timm layout
+        sd = {"visual." + k: v for k, v in _timm_visual_to_openclip(sd).items()}
+    elif "conv1.weight" in sd:  # visual-only (Alpha-CLIP releases, or model.visual.state_dict())
+        sd = {"visual." + k: v for k, v in sd.items()}
+    sd = {re.sub(r"\.attn\.in_proj\.(weight|bias)$", r".attn.in_proj_\1", k): v for k, v in sd.items()}
+    extras = {k: sd.pop(k) for k in [k for k in sd if "conv1_alpha" in k]}
+    return sd, extras
+
+
+# ----------------------------------------------------------------------------------------------------------
+# open_clip tags
+# ----------------------------------------------------------------------------------------------------------
+def _cached_tag_file(model_name: str, tag: str) -> Path | None:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    candidates = [weights_dir() / f"{model_name}-{tag}.safetensors", weights_dir() / f"{model_name}-{tag}.pt"]
+    url = cfg.get("url", "")
+    if url:
+        candidates.append(Path.home() / ".cache" / "clip" / os.path.basename(url))
+    hub = cfg.get("hf_hub", "")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            repo = hub.strip("/")
+            for fname in ("open_clip_model.safetensors", "open_clip_pytorch_model.bin"):
+                hit = try_to_load_from_cache(repo_id=repo, filename=fname)
+                if isinstance(hit, str):
+                    candidates.append(Path(hit))
+        except Exception:  # the cache lookup is best-effort and never touches the network
+            pass
+    return next((p for p in candidates if p.is_file()), None)
+
+
+def _download_instruction(model_name: str, tag: str, override: str) -> str:
+    import open_clip
+
+    cfg = open_clip.get_pretrained_cfg(model_name, tag)
+    where = []
+    if cfg.get("hf_hub"):
+        where.append(f"https://huggingface.co/{cfg['hf_hub'].strip('/')} (open_clip_model.safetensors)")
+    if cfg.get("url"):
+        where.append(cfg["url"])
+    src = " or ".join(where) if where else "the model's release page"
+    return (
+        f"Pretrained weights '{model_name}' / '{tag}' are not available offline. Download {src} and either "
+        f"save it as {weights_dir() / (model_name + '-' + tag + '.safetensors')} (or under ~/.cache/clip/) or "
+        f"point at the file with `{override}=/path/to/file`. Pass `{override}=null` for random weights."
+    )
+
+
+def resolve(pretrained, model_name: str, *, override: str = "model.pretrained", allow_download: bool = False) -> Path | None:
+    """Turn a `pretrained` value into a local path (None means random init)."""
+    if is_random(pretrained):
+        return None
+    p = Path(str(pretrained)).expanduser()
+    if p.exists():
+        return p
+    looks_like_path = os.sep in str(pretrained) or str(pretrained).endswith(WEIGHT_SUFFIXES)
+    if looks_like_path:
+        raise WeightsNotFoundError(
+            f"`{override}={pretrained}`: no such file or folder. Put the weights there or fix the path."
+        )
+    import open_clip
+
+    tag = str(pretrained)
+    if tag not in open_clip.list_pretrained_tags_by_model(model_name):
+        raise WeightsNotFoundError(
+            f"`{override}={tag}` is neither a file nor an open_clip pretrained tag of '{model_name}' "
+            f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})."
+        )
+    hit = _cached_tag_file(model_name, tag)
+    if hit is not None:
+        return hit
+    if allow_download:
+        try:
+            return Path(open_clip.download_pretrained(open_clip.get_pretrained_cfg(model_name, tag)))
+        except Exception:
+            pass
+    raise WeightsNotFoundError(_download_instruction(model_name, tag, override))
