@@ -59,6 +59,7 @@ class RegionAlignNet(nn.Module):
         window_size: int = 14,
         window_block_indexes: Sequence[int] = (0, 1, 3, 4, 6, 7, 9, 10),
         head_channels: Sequence[int] = (256, 128, 64, 64),
+        prompt_in_head: bool = True,
         allow_download: bool = False,
     ):
         super().__init__()
@@ -78,17 +79,29 @@ class RegionAlignNet(nn.Module):
             post.load_state_dict({"weight": visual["ln_post.weight"], "bias": visual["ln_post.bias"]})
             proj = visual["proj"]
         self.head = SegHead(d["width"], head_channels)
+        # The seed's head sees the image only, so on a scene with several objects its target (one prompted
+        # instance) is ambiguous. `prompt_in_head` adds a patch embedding of the raw region mask to res4
+        # before the head (zero-initialised, like Alpha-CLIP's conv1_alpha); false gives the seed's head.
+        self.prompt_embed = None
+        if prompt_in_head:
+            p = d["patch_size"]
+            self.prompt_embed = nn.Conv2d(1, d["width"], p, p, bias=False)
+            nn.init.zeros_(self.prompt_embed.weight)
         self.align = AlignHead(post if ln_post else None, proj, d["patch_size"], pool_threshold)
 
     def param_groups(self) -> dict[str, list[nn.Parameter]]:
         """`encoder` (CLIP-initialised trunk) vs `head` (seg head + alignment projection)."""
-        return {"encoder": list(self.encoder.parameters()), "head": [*self.head.parameters(), *self.align.parameters()]}
+        head = [*self.head.parameters(), *self.align.parameters()]
+        if self.prompt_embed is not None:
+            head += list(self.prompt_embed.parameters())
+        return {"encoder": list(self.encoder.parameters()), "head": head}
 
     def forward(self, images: torch.Tensor, mask01: torch.Tensor) -> dict[str, torch.Tensor]:
         tokens = self.encoder.forward_tokens(images)  # [B,h,w,C]
         res4 = tokens.permute(0, 3, 1, 2)  # [B,C,h,w]
+        head_in = res4 if self.prompt_embed is None else res4 + self.prompt_embed(mask01.to(res4.dtype) * 2 - 1)
         return {
             "res4": res4,
-            "seg_logits": self.head(res4, images.shape[-2:]),  # [B,1,H,W]
+            "seg_logits": self.head(head_in, images.shape[-2:]),  # [B,1,H,W]
             "region_embed": self.align(tokens, mask01),  # [B,E]
         }

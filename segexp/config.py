@@ -1,0 +1,170 @@
+"""Config schemas and validation: every mistake fails before data or models are built.
+
+Three layers, each with a clear message:
+  1. Hydra itself: unknown group options and unknown keys (struct mode).
+  2. Structured schemas in the ConfigStore (the `attention` group is the `AttentionSpec` dataclass):
+     wrong types and bad enum values fail while composing.
+  3. `validate(cfg)`: every `_target_` node is checked against the signature and type hints of what it
+     builds (unknown keys, wrong types), then the classes' own `check_config` hooks run (attention layers
+     within the model's depth, ranges, dataset roots).
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Mapping, Sequence
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from segexp.attention.spec import AttentionSpec
+from segexp.errors import ConfigError
+
+_ATTENTION_TARGET = "segexp.attention.AttentionSpec"
+
+_HINTS = typing.get_type_hints(AttentionSpec)
+AttentionSchema = dataclasses.make_dataclass(
+    "AttentionSchema",
+    [("_target_", str, dataclasses.field(default=_ATTENTION_TARGET))]
+    + [(f.name, _HINTS[f.name], dataclasses.field(default=f.default) if f.default is not dataclasses.MISSING
+        else dataclasses.field(default_factory=f.default_factory)) for f in dataclasses.fields(AttentionSpec)],
+    namespace={"__module__": __name__},
+)
+
+
+def register_schemas() -> None:
+    ConfigStore.instance().store(group="schema/attention", name="base", node=AttentionSchema)
+
+
+register_schemas()
+
+STAGES = (None, "fit", "validate", "test", "predict")
+
+
+# --------------------------------------------------------------------------------------------------------
+# signature-driven type checks
+# --------------------------------------------------------------------------------------------------------
+def _describe(tp) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _matches(value: Any, tp) -> bool:
+    """Does a (resolved, primitive) config value fit annotation `tp`? Unknown annotations pass."""
+    if tp is Any or tp is inspect.Parameter.empty:
+        return True
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+        return any(_matches(value, a) for a in args)
+    if isinstance(tp, type) and tp.__name__ == "UnionType":  # pragma: no cover
+        return True
+    if tp is type(None):
+        return value is None
+    if origin is typing.Literal:
+        return value in args
+    if isinstance(value, (DictConfig, Mapping)) and (value.get("_target_") if hasattr(value, "get") else None):
+        return True  # a node that builds an object: checked on its own
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if isinstance(tp, type) and issubclass(tp, Enum):
+        return isinstance(value, tp) or value in [m.value for m in tp] or value in tp.__members__
+    if origin in (list, tuple, Sequence, typing.Sequence) or tp in (list, tuple):
+        if not isinstance(value, (list, tuple, ListConfig)):
+            return False
+        inner = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else None
+        return inner is None or all(_matches(v, inner) for v in value)
+    if origin in (dict, Mapping, typing.Mapping) or tp in (dict,):
+        return isinstance(value, (dict, DictConfig, Mapping))
+    return True
+
+
+def _signature(target: str):
+    obj = get_object(target)
+    fn = obj.__init__ if inspect.isclass(obj) else obj
+    sig = inspect.signature(obj)
+    try:
+        hints = typing.get_type_hints(fn)
+    except Exception:
+        hints = {}
+    return obj, sig, hints
+
+
+def check_targets(node: Any, path: str) -> None:
+    """Recursively check `_target_` nodes against what they build."""
+    if isinstance(node, (DictConfig, dict)):
+        target = node.get("_target_")
+        if target:
+            try:
+                obj, sig, hints = _signature(target)
+            except Exception as e:
+                raise ConfigError(f"{path}._target_={target} cannot be imported ({type(e).__name__}: {e}).") from None
+            params = sig.parameters
+            var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+            for key in node:
+                if str(key).startswith("_"):
+                    continue
+                if key not in params and not var_kw:
+                    allowed = ", ".join(k for k, p in params.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD))
+                    raise ConfigError(f"{path}.{key} is not a parameter of {target} (allowed: {allowed}).")
+                value = node[key]
+                tp = hints.get(key, params[key].annotation if key in params else inspect.Parameter.empty)
+                if not _matches(value, tp):
+                    raise ConfigError(
+                        f"{path}.{key}={OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value!r} "
+                        f"has the wrong type: {target} expects {_describe(tp)}."
+                    )
+        for key in node:
+            if not str(key).startswith("_"):
+                check_targets(node[key], f"{path}.{key}")
+    elif isinstance(node, (ListConfig, list)):
+        for i, v in enumerate(node):
+            check_targets(v, f"{path}[{i}]")
+
+
+# --------------------------------------------------------------------------------------------------------
+# the entry point's validation
+# --------------------------------------------------------------------------------------------------------
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError (one paragraph) for anything that would fail later."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except Exception as e:
+        raise ConfigError(f"the config does not resolve: {e}") from None
+    if cfg.get("stage") not in STAGES:
+        raise ConfigError(f"stage={cfg.stage!r} is not one of fit, validate, test, predict (or null for fit then test).")
+    if cfg.get("attention") is not None:
+        try:
+            AttentionSpec(**{k: v for k, v in OmegaConf.to_container(cfg.attention, resolve=True).items() if k != "_target_"})
+        except (ValueError, TypeError) as e:
+            raise ConfigError(str(e) + ".") from None
+    for group in ("model", "data", "loss", "trainer"):
+        if cfg.get(group) is not None:
+            check_targets(cfg[group], group)
+    for group in ("model", "data"):
+        node = cfg.get(group)
+        if node is None or not node.get("_target_"):
+            continue
+        cls = get_object(node._target_)
+        hook = getattr(cls, "check_config", None)
+        if callable(hook):
+            hook(node, cfg)
+
+
+def check_root(root: str | None, dataset_target: str, layout: str) -> None:
+    """Shared by datamodules: a dataset that reads files needs an existing root."""
+    if root in (None, "", "???") or not Path(str(root)).expanduser().exists():
+        raise ConfigError(
+            f"data.root={root!r} does not exist: {dataset_target} reads files from disk. "
+            f"Expected layout: {layout}. Pass data.root=/path/to/dataset."
+        )

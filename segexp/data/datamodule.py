@@ -1,0 +1,156 @@
+"""One LightningDataModule for every dataset and method.
+
+`dataset` is a partial dataset class (from config); it is called once per split with that split's
+kwargs. `view` chooses what the method consumes: `semantic` (image + mask), `regions` (one sample per
+object instance, for region-prompted methods) or `persons` (ReID samples). Dataset-specific inference
+settings (short side, sliding window, `prob_thd`, class-name file) travel with the datamodule as
+`eval_settings`, as mmseg dataset configs carry them.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from segexp.data.datasets import RegionView
+
+VIEWS = ("semantic", "regions", "persons")
+
+
+def collate(items: list[dict]) -> dict:
+    """Stack tensors of equal shape, keep everything else (meta, captions, odd-sized images) as lists."""
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if isinstance(vals[0], torch.Tensor) and all(v.shape == vals[0].shape for v in vals):
+            out[key] = torch.stack(vals)
+        elif isinstance(vals[0], (int, float)) and not isinstance(vals[0], bool):
+            out[key] = torch.tensor(vals)
+        else:
+            out[key] = vals
+    return out
+
+
+class DataModule(L.LightningDataModule):
+    def __init__(
+        self,
+        dataset: Callable[..., Dataset],
+        splits: Mapping[str, Mapping[str, Any]],
+        view: str = "semantic",
+        alpha_prompt: str = "mask",
+        root: str | None = None,
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        seed: int = 0,
+        class_names_file: str | None = None,
+        eval_settings: Mapping[str, Any] | None = None,
+        shuffle: bool = True,
+    ):
+        super().__init__()
+        if view not in VIEWS:
+            raise ValueError(f"data.view must be one of {VIEWS}, got {view!r}")
+        self.dataset_fn, self.splits = dataset, {k: dict(v or {}) for k, v in splits.items()}
+        self.view, self.alpha_prompt, self.root = view, alpha_prompt, root
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.num_workers, self.seed, self.shuffle = num_workers, seed, shuffle
+        self.class_names_file = class_names_file
+        self.eval_settings = dict(eval_settings or {})
+        self._datasets: dict[str, Dataset] = {}
+
+    @classmethod
+    def check_config(cls, node, cfg) -> None:
+        """Before anything is built: a known view, and an existing root for datasets that read files."""
+        from hydra.utils import get_object
+
+        from segexp.config import check_root
+        from segexp.errors import ConfigError
+
+        if node.get("view") not in VIEWS:
+            raise ConfigError(f"data.view={node.get('view')!r} is not one of {', '.join(VIEWS)}.")
+        target = node.dataset._target_
+        ds_cls = get_object(target)
+        if getattr(ds_cls, "requires_root", False):
+            check_root(node.get("root"), target, getattr(ds_cls, "layout", "see the dataset's docstring"))
+
+    @property
+    def deterministic_transforms(self) -> bool:
+        """True when a sample's tensors depend on its index only (teacher caches are then valid)."""
+        return True
+
+    # ------------------------------------------------------------------ datasets
+    def dataset(self, split: str) -> Dataset:
+        if split not in self._datasets:
+            if split not in self.splits:
+                raise KeyError(f"this data config has no '{split}' split (has: {sorted(self.splits)})")
+            kwargs = dict(self.splits[split])
+            if self.root is not None:
+                kwargs.setdefault("root", self.root)
+            ds = self.dataset_fn(**kwargs)
+            if self.view == "regions":
+                ds = RegionView(ds, self.alpha_prompt, self.seed)
+            self._datasets[split] = ds
+        return self._datasets[split]
+
+    @property
+    def class_names(self) -> list[str]:
+        if self.class_names_file:
+            return [line.split(", ")[0] for line in read_class_file(self.class_names_file)]
+        first = next(iter(self.splits))
+        return list(getattr(self.dataset(first), "class_names", []))
+
+    @property
+    def query_names(self) -> list[list[str]]:
+        """Per class, its query words (synonyms), from the class-name file when there is one."""
+        if self.class_names_file:
+            return [line.split(", ") for line in read_class_file(self.class_names_file)]
+        return [[n] for n in self.class_names]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def setup(self, stage: str | None = None) -> None:
+        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+        for split in wanted.get(stage, tuple(self.splits)):
+            if split in self.splits:
+                self.dataset(split)
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, split: str, train: bool) -> DataLoader:
+        g = torch.Generator().manual_seed(self.seed)
+        return DataLoader(
+            self.dataset(split),
+            batch_size=self.batch_size if train else self.eval_batch_size,
+            shuffle=train and self.shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate,
+            generator=g,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self):
+        return self._loader("train", True)
+
+    def val_dataloader(self):
+        return self._loader("val", False)
+
+    def test_dataloader(self):
+        return self._loader("test", False)
+
+    def predict_dataloader(self):
+        return self._loader("predict" if "predict" in self.splits else "test", False)
+
+
+def read_class_file(path: str | Path) -> list[str]:
+    """NACLIP class-name files: one class per line, synonyms separated by ', '. Lines are kept verbatim."""
+    p = Path(path)
+    if not p.is_file():
+        from importlib.resources import files
+
+        p = Path(str(files("segexp.data").joinpath("class_names", str(path))))
+    lines = [line.rstrip("\n") for line in p.read_text().splitlines()]
+    return [line for line in lines if line.strip()]

@@ -1,0 +1,72 @@
+"""What every segexp LightningModule shares: hparams hygiene, attention install, optimiser groups, config checks."""
+from __future__ import annotations
+
+import logging
+from typing import Any, Mapping
+
+import lightning as L
+import torch
+
+from segexp.attention import AttentionSpec, install
+from segexp.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+class SegexpModule(L.LightningModule):
+    """Base class. Subclasses call `super().__init__()` and `self.setup_attention(vit, attention)`."""
+
+    def __init__(self):
+        super().__init__()
+        self.attention_report: list[str] = []
+        #: the resolved run config (plain types), stored in every checkpoint by `on_save_checkpoint`
+        self.run_config: dict | None = None
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["segexp"] = {"method": f"{type(self).__module__}.{type(self).__qualname__}", "config": self.run_config}
+
+    # ----------------------------------------------------------------- config checks (before building)
+    @classmethod
+    def vit_depth(cls, model_cfg: Mapping[str, Any]) -> int | None:
+        """Depth of the ViT the `attention` group applies to, from config alone (None: no ViT)."""
+        return None
+
+    @classmethod
+    def check_config(cls, model_cfg: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
+        """Raise ConfigError for a bad combination, before any data or model is built."""
+        att = cfg.get("attention")
+        depth = cls.vit_depth(model_cfg)
+        if att is not None and depth is not None:
+            spec = att if isinstance(att, AttentionSpec) else AttentionSpec(**{k: v for k, v in att.items() if k != "_target_"})
+            try:
+                spec.resolve_layers(depth)
+            except ValueError as e:
+                raise ConfigError(f"{e} for model '{cls.__name__}'.") from None
+
+    # ----------------------------------------------------------------- helpers
+    def setup_attention(self, vit: torch.nn.Module, attention: AttentionSpec | None) -> None:
+        if attention is not None:
+            self.attention_report = install(vit, attention)
+
+    def on_fit_start(self) -> None:
+        for line in self.attention_report:
+            log.info("modified attention: %s", line)
+
+    def log_dict_prefixed(self, prefix: str, values: Mapping[str, torch.Tensor], **kw) -> None:
+        batch_size = kw.pop("batch_size", None)
+        self.log_dict({f"{prefix}/{k}": v.detach() if torch.is_tensor(v) else v for k, v in values.items()},
+                      batch_size=batch_size, **kw)
+
+    def build_optimizer(self, optim: Mapping[str, Any], groups: Mapping[str, list]) -> Any:
+        """`optim.optimizer` is a partial optimiser; `optim.<group>_lr` sets each group's learning rate."""
+        params = []
+        for name, ps in groups.items():
+            ps = [p for p in ps if p.requires_grad]
+            if ps:
+                params.append({"params": ps, "lr": float(optim[f"{name}_lr"]), "name": name})
+        opt = optim["optimizer"](params)
+        sched_fn = optim.get("scheduler")
+        if sched_fn is None:
+            return opt
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched_fn(opt, T_max=total), "interval": "step"}}

@@ -1,0 +1,133 @@
+"""`python -m segexp.run` / `segexp`: compose → validate → instantiate → fit / validate / test / predict.
+
+Returns the monitored metric so sweepers can optimise it.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+import segexp.config  # noqa: F401  (registers the config schemas before Hydra composes)
+from segexp.errors import ConfigError
+
+log = logging.getLogger("segexp")
+
+
+def _fail(kind: str, message: str, code: int) -> None:
+    print(f"segexp: {kind}: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(code)
+
+
+def build_callbacks(cfg: DictConfig, has_logger: bool) -> list:
+    from hydra.utils import instantiate
+
+    out = []
+    for name, node in (cfg.get("callbacks") or {}).items():
+        if node is None:
+            continue
+        if not has_logger and node.get("_target_", "").endswith("LearningRateMonitor"):
+            log.info("callbacks.%s skipped: it needs a logger (logger=none)", name)
+            continue
+        out.append(instantiate(node))
+    return out
+
+
+def save_resolved_config(cfg: DictConfig, output_dir: Path, loggers: list) -> dict:
+    """Write `config.yaml` (resolved) into the run dir and send it to every logger."""
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(OmegaConf.create(resolved), output_dir / "config.yaml")
+    for lg in loggers:
+        lg.log_hyperparams(resolved)
+    return resolved
+
+
+def execute(cfg: DictConfig) -> float | None:
+    import lightning as L
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.utils import instantiate
+
+    L.seed_everything(cfg.seed, workers=True)
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    datamodule = instantiate(cfg.data)
+    model = instantiate(cfg.model, _convert_="partial")
+    loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
+    callbacks = build_callbacks(cfg, bool(loggers))
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    model.run_config = save_resolved_config(cfg, output_dir, loggers)
+    torch.set_float32_matmul_precision("high")
+
+    stage = cfg.get("stage")
+    ckpt = cfg.get("ckpt_path")
+    if stage in (None, "fit"):
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
+        best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
+        ckpt = best or None
+    if stage in (None, "test"):
+        trainer.test(model, datamodule=datamodule, ckpt_path=ckpt)
+    if stage == "validate":
+        trainer.validate(model, datamodule=datamodule, ckpt_path=ckpt)
+    if stage == "predict":
+        trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt, return_predictions=False)
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
+    for k in sorted(metrics):
+        log.info("%s = %.4f", k, metrics[k])
+    log.info("run dir: %s", output_dir)
+    monitor = cfg.get("monitor")
+    test_key = monitor.replace("val/", "test/", 1) if monitor else None
+    return metrics.get(monitor, metrics.get(test_key)) if monitor else None
+
+
+def _finish_wandb() -> None:
+    """Close the W&B run so the next job of a multirun gets its own (and say how to sync it)."""
+    if "wandb" not in sys.modules:
+        return
+    import wandb
+
+    run = wandb.run
+    if run is None:
+        return
+    offline = run.settings.mode in ("offline", "dryrun") if hasattr(run.settings, "mode") else False
+    run_dir = Path(run.dir).parent if run.dir else None
+    wandb.finish()
+    if offline and run_dir is not None:
+        print(f"segexp: W&B offline run saved; upload it with:  wandb sync {run_dir}", flush=True)
+
+
+def run(cfg: DictConfig) -> float | None:
+    from segexp.config import validate
+    from segexp.data.datasets import DataError
+    from segexp.weights import WeightsNotFoundError
+
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        _fail("config error", str(e), 2)
+    try:
+        return execute(cfg)
+    except ConfigError as e:
+        _fail("config error", str(e), 2)
+    except WeightsNotFoundError as e:
+        _fail("missing weights", str(e), 3)
+    except DataError as e:
+        _fail("data error", str(e), 4)
+    finally:
+        _finish_wandb()
+    return None
+
+
+@hydra.main(version_base="1.3", config_path="pkg://segexp.conf", config_name="config")
+def main(cfg: DictConfig) -> float | None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return run(cfg)
+
+
+if __name__ == "__main__":
+    main()
