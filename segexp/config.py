@@ -164,7 +164,8 @@ def validate(cfg: DictConfig) -> None:
 def check_root(root: str | None, dataset_target: str, layout: str) -> None:
     """Shared by datamodules: a dataset that reads files needs an existing root."""
     if root in (None, "", "???") or not Path(str(root)).expanduser().exists():
+        what = " is not set" if root in (None, "", "???") else f"={root!r} does not exist"
         raise ConfigError(
-            f"data.root={root!r} does not exist: {dataset_target} reads files from disk. "
+            f"data.root{what}: {dataset_target} reads files from disk. "
             f"Expected layout: {layout}. Pass data.root=/path/to/dataset."
         )

@@ -12,7 +12,7 @@ IGNORE_INDEX = 255
 
 def to_tensor_image(img: np.ndarray, mean=CLIP_MEAN, std=CLIP_STD) -> torch.Tensor:
     """uint8 [H,W,3] RGB → normalised float [3,H,W]."""
-    t = torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float() / 255.0
+    t = torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).float() / 255.0
     return (t - torch.tensor(mean)[:, None, None]) / torch.tensor(std)[:, None, None]
 
 

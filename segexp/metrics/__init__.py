@@ -1,0 +1,1 @@
+"""Metrics: thin wrappers over torchmetrics where needed, and retrieval ranks."""

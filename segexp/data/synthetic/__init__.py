@@ -1,0 +1,1 @@
+"""Procedural generators: coloured-shape scenes and person-like figures."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: config composition exactly as the CLI does it, and a CLI runner."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# tests never reach a hub or W&B servers
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_SILENT", "true")
+
+#: overrides that make any model fast on CPU
+TINY = {
+    "uninext": ["model.net.clip_name=segexp-ViT-T-16", "data.splits.train.size=8", "data.splits.val.size=4",
+                "data.splits.test.size=4", "data.batch_size=4", "data.eval_batch_size=4"],
+}
+
+
+def compose_cfg(overrides: list[str], output_dir: str | Path | None = None):
+    """Compose like `python -m segexp.run <overrides>` and make `${hydra:...}` resolvable."""
+    import segexp.config  # noqa: F401
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("segexp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=overrides, return_hydra_config=True)
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.runtime.output_dir = str(output_dir or ROOT / "outputs" / "pytest")
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg
+
+
+def run_cli(args: list[str], tmp_path: Path, timeout: int = 600, env: dict | None = None, cwd: Path | None = None):
+    """`python -m segexp.run ARGS` in a subprocess, outputs under tmp_path."""
+    e = dict(os.environ)
+    e.update({"SEGEXP_OUTPUT_ROOT": str(tmp_path / "outputs"), "SEGEXP_CACHE_DIR": str(tmp_path / "cache"),
+              "PYTHONUNBUFFERED": "1"})
+    e.update(env or {})
+    return subprocess.run([sys.executable, "-m", "segexp.run", *args], cwd=cwd or ROOT, env=e, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+@pytest.fixture
+def cli(tmp_path):
+    return lambda args, **kw: run_cli(args, tmp_path, **kw)
