@@ -169,3 +169,21 @@ def check_root(root: str | None, dataset_target: str, layout: str) -> None:
             f"data.root{what}: {dataset_target} reads files from disk. "
             f"Expected layout: {layout}. Pass data.root=/path/to/dataset."
         )
+
+
+def compose_config(overrides: Sequence[str] = (), output_dir: str | Path = "outputs/notebook") -> DictConfig:
+    """Compose the config exactly as `python -m segexp.run OVERRIDES` would, outside a Hydra app
+    (notebooks, tests, benchmarks); `${hydra:...}` interpolations resolve, with outputs in `output_dir`."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module("segexp.conf", version_base="1.3"):
+        cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    with read_write(cfg.hydra), open_dict(cfg.hydra):
+        cfg.hydra.runtime.output_dir = str(output_dir)
+        cfg.hydra.job.num = 0
+    HydraConfig.instance().set_config(cfg)
+    return cfg

@@ -25,20 +25,9 @@ TINY = {
 
 def compose_cfg(overrides: list[str], output_dir: str | Path | None = None):
     """Compose like `python -m segexp.run <overrides>` and make `${hydra:...}` resolvable."""
-    import segexp.config  # noqa: F401
-    from hydra import compose, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict, read_write
+    from segexp.config import compose_config
 
-    GlobalHydra.instance().clear()
-    with initialize_config_module("segexp.conf", version_base="1.3"):
-        cfg = compose("config", overrides=overrides, return_hydra_config=True)
-    with read_write(cfg.hydra), open_dict(cfg.hydra):
-        cfg.hydra.runtime.output_dir = str(output_dir or ROOT / "outputs" / "pytest")
-        cfg.hydra.job.num = 0
-    HydraConfig.instance().set_config(cfg)
-    return cfg
+    return compose_config(overrides, output_dir or ROOT / "outputs" / "pytest")
 
 
 def run_cli(args: list[str], tmp_path: Path, timeout: int = 600, env: dict | None = None, cwd: Path | None = None):

@@ -49,6 +49,8 @@ class SyntheticShapes(SegDataset):
         self.class_names = self.gen.class_names
         self.mean, self.std = tuple(mean), tuple(std)
         self._counts: list[int] | None = None
+        self._last: tuple[int, object] | None = None  # RegionView asks for one scene once per instance
+
 
     def fingerprint(self) -> str:
         return f"{self.name}-{self.gen.fingerprint()}-s{self.seed}-{self.split}"
@@ -59,7 +61,9 @@ class SyntheticShapes(SegDataset):
     def _scene(self, index: int):
         if not 0 <= index < self.size:
             raise IndexError(index)
-        return self.gen.scene(self.seed, SPLIT_CODES.get(self.split, 9), index)
+        if self._last is None or self._last[0] != index:
+            self._last = (index, self.gen.scene(self.seed, SPLIT_CODES.get(self.split, 9), index))
+        return self._last[1]
 
     def _meta(self, index: int, suffix: str = "") -> dict:
         return {"id": f"{self.split}_{index:06d}{suffix}", "key": f"{self.fingerprint()}:{index}{suffix}",

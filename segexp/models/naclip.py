@@ -1,0 +1,135 @@
+"""NACLIP's training-free open-vocabulary segmenter on open_clip, with any `attention=` strategy.
+
+Pipeline (sinahmr/NACLIP `naclip.py`): dense features of each window (ln_post(all tokens) @ proj, CLS
+dropped) → L2-normalise → cosine with the query text features → bilinear to the window size; sliding windows
+(crop 224, stride 112) are summed and divided by their coverage, so averaging happens on cosine logits before
+the softmax. Then: bilinear to the original shape → optional PAMR → softmax(logit_scale · L) over queries →
+max over each class's synonyms → argmax, with pixels whose class probability is below `prob_thd` sent to 0.
+All windows of an image go through the ViT as one batch (chunked by `window_batch`).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from segexp.attention import AttentionSpec, install
+from segexp.models.clip import create_clip, dense_features, text_features
+from segexp.models.pamr import PAMR
+
+log = logging.getLogger(__name__)
+
+
+def slide_windows(h: int, w: int, crop: int, stride: int) -> list[tuple[int, int, int, int]]:
+    """mmseg's sliding windows: (y1, y2, x1, x2); the last window is shifted back to end at the border."""
+    ny = max(h - crop + stride - 1, 0) // stride + 1
+    nx = max(w - crop + stride - 1, 0) // stride + 1
+    out = []
+    for iy in range(ny):
+        for ix in range(nx):
+            y2, x2 = min(iy * stride + crop, h), min(ix * stride + crop, w)
+            out.append((max(y2 - crop, 0), y2, max(x2 - crop, 0), x2))
+    return out
+
+
+class NACLIPSegmenter(nn.Module):
+    def __init__(
+        self,
+        clip_name: str = "ViT-B-16",
+        pretrained: str | None = None,
+        attention: AttentionSpec | None = None,
+        logit_scale: float = 40.0,
+        prob_thd: float = 0.0,
+        slide_crop: int = 224,
+        slide_stride: int = 112,
+        pamr_steps: int = 0,
+        pamr_dilations: Sequence[int] = (8, 16),
+        window_batch: int = 32,
+        clip: nn.Module | None = None,
+        allow_download: bool = False,
+    ):
+        super().__init__()
+        self.clip = clip if clip is not None else create_clip(clip_name, pretrained, allow_download=allow_download)
+        self.clip.eval().requires_grad_(False)
+        self.clip_name = clip_name
+        self.attention_report = install(self.clip.visual, attention) if attention is not None else []
+        self.logit_scale, self.prob_thd = float(logit_scale), float(prob_thd)
+        self.slide_crop, self.slide_stride = int(slide_crop), int(slide_stride)
+        self.pamr = PAMR(pamr_steps, pamr_dilations) if pamr_steps > 0 else None
+        self.window_batch = int(window_batch)
+        self.register_buffer("query_features", torch.zeros(0), persistent=False)
+        self.query_idx: list[int] = []
+        self.num_classes = 0
+
+    # ------------------------------------------------------------------ text side
+    def set_query_features(self, features: torch.Tensor, query_idx: Sequence[int]) -> None:
+        """features [Q, E] unit vectors; query_idx[q] = class of query q."""
+        self.query_features = F.normalize(features.float(), dim=-1).to(self.query_features.device)
+        self.query_idx = [int(i) for i in query_idx]
+        self.num_classes = max(self.query_idx) + 1
+
+    @torch.no_grad()
+    def set_classes(self, query_names: Sequence[Sequence[str]], templates=None) -> None:
+        """query_names[c] = the names (synonyms) of class c, e.g. from a NACLIP class file."""
+        import open_clip
+
+        names = [n for syn in query_names for n in syn]
+        idx = [c for c, syn in enumerate(query_names) for _ in syn]
+        feats = text_features(self.clip, open_clip.get_tokenizer(self.clip_name), names, templates)
+        self.set_query_features(feats, idx)
+
+    # ------------------------------------------------------------------ image side
+    @torch.no_grad()
+    def window_logits(self, crops: torch.Tensor) -> torch.Tensor:
+        """crops [n,3,h,w] → cosine logits [n,Q,h,w]."""
+        feats = dense_features(self.clip.visual, crops)[:, 1:]  # [n, N, E]
+        feats = F.normalize(feats, dim=-1)
+        p = self.clip.visual.conv1.kernel_size[0]
+        gh, gw = crops.shape[-2] // p, crops.shape[-1] // p
+        logits = (feats @ self.query_features.t()).transpose(1, 2).reshape(len(crops), -1, gh, gw)  # [n,Q,gh,gw]
+        return F.interpolate(logits, size=crops.shape[-2:], mode="bilinear", align_corners=False)
+
+    @torch.no_grad()
+    def raw_logits(self, image: torch.Tensor) -> torch.Tensor:
+        """image [1,3,H,W] → [1,Q,H,W], whole-image (slide_crop=0) or sliding-window."""
+        if self.slide_crop <= 0:
+            return self.window_logits(image)
+        h, w = image.shape[-2:]
+        wins = slide_windows(h, w, self.slide_crop, self.slide_stride)
+        crops = torch.cat([image[..., y1:y2, x1:x2] for y1, y2, x1, x2 in wins])  # every window has one size
+        logits = torch.cat([self.window_logits(crops[i : i + self.window_batch])
+                            for i in range(0, len(crops), self.window_batch)])
+        total = image.new_zeros(1, logits.shape[1], h, w)
+        count = image.new_zeros(1, 1, h, w)
+        for (y1, y2, x1, x2), lg in zip(wins, logits):
+            total[..., y1:y2, x1:x2] += lg
+            count[..., y1:y2, x1:x2] += 1
+        return total / count
+
+    @torch.no_grad()
+    def postprocess(self, logits: torch.Tensor, image: torch.Tensor, ori_shape: Sequence[int]):
+        """logits [1,Q,H,W] at input size → (class probabilities [C,h,w] renormalised, prediction [h,w] long)."""
+        ori_shape = tuple(int(s) for s in ori_shape)
+        logits = F.interpolate(logits, size=ori_shape, mode="bilinear", align_corners=False)
+        if self.pamr is not None:
+            guide = F.interpolate(image, size=ori_shape, mode="bilinear", align_corners=False)
+            try:
+                logits = self.pamr(guide, logits.to(guide.dtype))
+            except RuntimeError as e:  # out of memory on huge images x many queries: say so, keep going
+                log.warning("PAMR skipped for an image of %s (%s)", ori_shape, e)
+        probs = (self.logit_scale * logits[0]).softmax(0)  # [Q,h,w], over queries
+        idx = torch.tensor(self.query_idx, device=probs.device)[:, None, None].expand_as(probs)
+        cls = probs.new_zeros(self.num_classes, *ori_shape).scatter_reduce_(0, idx, probs, "amax", include_self=False)
+        conf, pred = cls.max(0)
+        pred[conf < self.prob_thd] = 0
+        return cls / cls.sum(0, keepdim=True), pred
+
+    @torch.no_grad()
+    def forward(self, image: torch.Tensor, ori_shape: Sequence[int] | None = None):
+        """image [1,3,H,W] normalised → (seg_probs [C,h,w], pred [h,w]) at `ori_shape` (default: H, W)."""
+        if self.query_features.numel() == 0:
+            raise RuntimeError("call set_classes() or set_query_features() before segmenting")
+        return self.postprocess(self.raw_logits(image), image, ori_shape or image.shape[-2:])

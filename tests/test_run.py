@@ -1,0 +1,92 @@
+"""The CLI end to end, in subprocesses exactly as users type it."""
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT, TINY
+
+MODELS = sorted(p.stem for p in (ROOT / "conf" / "model").glob("*.yaml"))
+
+
+def run_dirs(tmp_path: Path) -> list[Path]:
+    return sorted(p.parent for p in (tmp_path / "outputs").rglob("config.yaml") if p.parent.name != ".hydra")
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_fast_dev_run_of_every_model(model, cli, tmp_path):
+    r = cli([f"model={model}", "trainer.fast_dev_run=true", *TINY.get(model, [])])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(run_dirs(tmp_path)) == 1
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["attention.std=-1"], "attention.std must be > 0"),
+        (["attention=neighbor"], "Could not find 'attention/neighbor'"),
+        (["attention.std=abc"], "attention.std"),
+        (["attention=neighbour", "attention.layers=[5,14]"], "outside the model's 12 blocks"),
+        (["data=coco_regions", "data.root=/does/not/exist"], "data.root='/does/not/exist' does not exist"),
+        (["data.batch_size=many"], "has the wrong type"),
+    ],
+)
+def test_bad_overrides_fail_before_building_with_one_paragraph(args, needle, cli, tmp_path):
+    r = cli(args, timeout=120)
+    assert r.returncode != 0
+    assert needle in r.stderr
+    assert "Traceback" not in r.stderr + r.stdout
+    assert not run_dirs(tmp_path), "nothing may be built or written"
+
+
+def test_multirun_gives_two_run_dirs(cli, tmp_path):
+    r = cli(["-m", "seed=1,2", "trainer.fast_dev_run=true", *TINY["uninext"]])
+    assert r.returncode == 0, r.stderr[-3000:]
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 2 and all("multirun" in str(d) for d in dirs)
+    assert sorted(d.name for d in dirs) == ["0", "1"]
+
+
+def test_wandb_offline_run_without_network_or_key(cli, tmp_path):
+    r = cli(["logger=wandb", "trainer.fast_dev_run=true", *TINY["uninext"]],
+            env={"WANDB_API_KEY": "", "WANDB_MODE": "", "HTTPS_PROXY": "http://127.0.0.1:9"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    runs = list((tmp_path / "outputs").rglob("offline-run-*"))
+    assert runs and (runs[0] / "files").is_dir()
+    assert "wandb sync" in r.stdout
+
+
+def test_same_seed_gives_identical_metrics(cli, tmp_path):
+    args = ["trainer.max_steps=3", "trainer.max_epochs=1", "callbacks=none", *TINY["uninext"]]
+    for _ in range(2):
+        assert cli(args).returncode == 0
+    a, b = [list(csv.DictReader(open(d / "metrics.csv"))) for d in run_dirs(tmp_path)]
+    assert a == b and len(a) > 0
+
+
+def test_run_dir_contents_of_a_short_fit(cli, tmp_path):
+    r = cli(["trainer.max_epochs=1", *TINY["uninext"]])
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = run_dirs(tmp_path)
+    assert (d / "checkpoints" / "last.ckpt").is_file() and list((d / "checkpoints").glob("best-*.ckpt"))
+    assert (d / "metrics.csv").is_file() and (d / "metrics.png").is_file()
+    assert list((d / "visualisations").glob("overlay_*.png"))
+    header = open(d / "metrics.csv").readline()
+    for key in ("train/loss_seg", "train/loss_align", "train/loss_total", "val/iou", "val/cos", "lr-Adam/encoder"):
+        assert key in header, key
+
+
+def test_non_editable_install_runs_from_another_directory(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    assert (target / "segexp" / "conf" / "config.yaml").is_file()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code = "import segexp, sys; print(segexp.__file__); sys.argv=['segexp','--cfg','job','-p','model.net.clip_name']; import segexp.run as r; r.main()"
+    r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert str(target) in r.stdout and "segexp-ViT-D-16" in r.stdout
