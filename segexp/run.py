@@ -64,6 +64,10 @@ def execute(cfg: DictConfig) -> float | None:
     torch.set_float32_matmul_precision("high")
 
     stage = cfg.get("stage")
+    if stage is None and getattr(model, "training_free", False):
+        stage = "test"
+    if stage == "fit" and getattr(model, "training_free", False):
+        raise ConfigError(f"{type(model).__name__} is training-free: use stage=validate, test or predict.")
     ckpt = cfg.get("ckpt_path")
     if stage in (None, "fit"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
@@ -101,6 +105,35 @@ def _finish_wandb() -> None:
         print(f"segexp: W&B offline run saved; upload it with:  wandb sync {run_dir}", flush=True)
 
 
+def _config_paths_of(cfg: DictConfig, key: str, value) -> list[str]:
+    """Dotted paths of `key` entries equal to `value` (to name the override in a message)."""
+    found = []
+
+    def walk(node, prefix):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                path = f"{prefix}.{k}" if prefix else str(k)
+                if k == key and v == value:
+                    found.append(path)
+                walk(v, path)
+
+    walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
+    return found
+
+
+def _known_error(exc: BaseException):
+    """The segexp error behind an exception (Hydra wraps errors raised while instantiating)."""
+    from segexp.data.datasets import DataError
+    from segexp.weights import WeightsNotFoundError
+
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (ConfigError, WeightsNotFoundError, DataError)):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
 def run(cfg: DictConfig) -> float | None:
     from segexp.config import validate
     from segexp.data.datasets import DataError
@@ -112,15 +145,19 @@ def run(cfg: DictConfig) -> float | None:
         _fail("config error", str(e), 2)
     try:
         return execute(cfg)
-    except ConfigError as e:
-        _fail("config error", str(e), 2)
-    except WeightsNotFoundError as e:
-        _fail("missing weights", str(e), 3)
-    except DataError as e:
-        _fail("data error", str(e), 4)
+    except Exception as e:
+        known = _known_error(e)
+        if isinstance(known, ConfigError):
+            _fail("config error", str(known), 2)
+        if isinstance(known, WeightsNotFoundError):
+            paths = [p for p in _config_paths_of(cfg, "pretrained", known.spec) if not p.startswith("hydra")]
+            known.key = paths[0] if len(paths) == 1 else known.key
+            _fail("missing weights", str(known), 3)
+        if isinstance(known, DataError):
+            _fail("data error", str(known), 4)
+        raise
     finally:
         _finish_wandb()
-    return None
 
 
 @hydra.main(version_base="1.3", config_path="pkg://segexp.conf", config_name="config")

@@ -28,7 +28,18 @@ WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
 class WeightsNotFoundError(FileNotFoundError):
-    """Raised with a human-readable download instruction; run.py prints it without a traceback."""
+    """Raised with a human-readable download instruction; run.py prints it without a traceback.
+
+    The message names the override as `{key}`; `key` defaults to the caller's `override` argument and the
+    entry point replaces it with the config path that holds the failing value (`model.net.pretrained`...).
+    """
+
+    def __init__(self, template: str, spec=None, key: str = "pretrained"):
+        super().__init__(template)
+        self.template, self.spec, self.key = template, spec, key
+
+    def __str__(self) -> str:
+        return self.template.replace("{key}", self.key)
 
 
 def weights_dir() -> Path:
@@ -60,7 +71,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if path.is_dir():
         return read_hf_folder(path)
     if not path.is_file():
-        raise WeightsNotFoundError(f"weights file not found: {path}")
+        raise WeightsNotFoundError(f"weights file not found: {path} (`{{key}}`)", str(path))
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -95,7 +106,7 @@ def read_hf_folder(folder: Path) -> dict[str, torch.Tensor]:
     for name in ("open_clip_model.safetensors", "model.safetensors", "open_clip_pytorch_model.bin", "pytorch_model.bin"):
         if (folder / name).is_file():
             return read_state_dict(folder / name)
-    raise WeightsNotFoundError(f"no model.safetensors / *.bin weights in folder {folder}")
+    raise WeightsNotFoundError(f"no model.safetensors / *.bin weights in folder {folder} (`{{key}}`)", str(folder))
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -141,7 +152,8 @@ def to_open_clip_layout(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Te
     visual-only checkpoints (`attn.in_proj.weight` → `attn.in_proj_weight`, `conv1_alpha` → extras).
     """
     sd = {re.sub(r"^module\.", "", k): v for k, v in sd.items()}
-    sd = {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size")}
+    # OpenAI's integer buffers and causal masks are not weights (TorchScript archives include them)
+    sd = {k: v for k, v in sd.items() if k not in ("input_resolution", "context_length", "vocab_size") and not k.endswith("attn_mask")}
     if "patch_embed.proj.weight" in sd:  # timm layout
         sd = {"visual." + k: v for k, v in _timm_visual_to_openclip(sd).items()}
     elif "conv1.weight" in sd:  # visual-only (Alpha-CLIP releases, or model.visual.state_dict())
@@ -177,7 +189,7 @@ def _cached_tag_file(model_name: str, tag: str) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _download_instruction(model_name: str, tag: str, override: str) -> str:
+def _download_instruction(model_name: str, tag: str) -> str:
     import open_clip
 
     cfg = open_clip.get_pretrained_cfg(model_name, tag)
@@ -190,7 +202,7 @@ def _download_instruction(model_name: str, tag: str, override: str) -> str:
     return (
         f"Pretrained weights '{model_name}' / '{tag}' are not available offline. Download {src} and either "
         f"save it as {weights_dir() / (model_name + '-' + tag + '.safetensors')} (or under ~/.cache/clip/) or "
-        f"point at the file with `{override}=/path/to/file`. Pass `{override}=null` for random weights."
+        f"point at the file with `{{key}}=/path/to/file`. Pass `{{key}}=null` for random weights."
     )
 
 
@@ -204,15 +216,15 @@ def resolve(pretrained, model_name: str, *, override: str = "model.pretrained", 
     looks_like_path = os.sep in str(pretrained) or str(pretrained).endswith(WEIGHT_SUFFIXES)
     if looks_like_path:
         raise WeightsNotFoundError(
-            f"`{override}={pretrained}`: no such file or folder. Put the weights there or fix the path."
+            f"`{{key}}={pretrained}`: no such file or folder. Put the weights there or fix the path.", pretrained, override
         )
     import open_clip
 
     tag = str(pretrained)
     if tag not in open_clip.list_pretrained_tags_by_model(model_name):
         raise WeightsNotFoundError(
-            f"`{override}={tag}` is neither a file nor an open_clip pretrained tag of '{model_name}' "
-            f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'})."
+            f"`{{key}}={tag}` is neither a file nor an open_clip pretrained tag of '{model_name}' "
+            f"(tags: {', '.join(open_clip.list_pretrained_tags_by_model(model_name)) or 'none'}).", tag, override
         )
     hit = _cached_tag_file(model_name, tag)
     if hit is not None:
@@ -222,4 +234,4 @@ def resolve(pretrained, model_name: str, *, override: str = "model.pretrained", 
             return Path(open_clip.download_pretrained(open_clip.get_pretrained_cfg(model_name, tag)))
         except Exception:
             pass
-    raise WeightsNotFoundError(_download_instruction(model_name, tag, override))
+    raise WeightsNotFoundError(_download_instruction(model_name, tag), tag, override)

@@ -13,7 +13,7 @@ GROUPS = ["attention", "loss", "data", "trainer", "logger", "callbacks"]
 
 
 def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml") if not p.stem.startswith("_"))
 
 
 MODELS = options("model")

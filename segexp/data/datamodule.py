@@ -49,6 +49,7 @@ class DataModule(L.LightningDataModule):
         class_names_file: str | None = None,
         eval_settings: Mapping[str, Any] | None = None,
         shuffle: bool = True,
+        layout: str | None = None,
     ):
         super().__init__()
         if view not in VIEWS:
@@ -59,6 +60,7 @@ class DataModule(L.LightningDataModule):
         self.num_workers, self.seed, self.shuffle = num_workers, seed, shuffle
         self.class_names_file = class_names_file
         self.eval_settings = dict(eval_settings or {})
+        self.layout = layout  # the files a real dataset expects under `root` (for error messages and docs)
         self._datasets: dict[str, Dataset] = {}
 
     @classmethod
@@ -73,8 +75,11 @@ class DataModule(L.LightningDataModule):
             raise ConfigError(f"data.view={node.get('view')!r} is not one of {', '.join(VIEWS)}.")
         target = node.dataset._target_
         ds_cls = get_object(target)
+        if node.get("view") == "regions" and not getattr(ds_cls, "has_instances", False):
+            raise ConfigError(f"data.view=regions needs instance annotations, which {target} does not have "
+                              f"(the chosen model consumes one sample per object; pick data=synthetic_shapes or coco_regions).")
         if getattr(ds_cls, "requires_root", False):
-            check_root(node.get("root"), target, getattr(ds_cls, "layout", "see the dataset's docstring"))
+            check_root(node.get("root"), target, node.get("layout") or getattr(ds_cls, "layout", "see the dataset's docstring"))
 
     @property
     def deterministic_transforms(self) -> bool:

@@ -6,6 +6,8 @@ implement `instance_counts()` / `region(i, j)`, which `RegionView` turns into on
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import torch
 from torch.utils.data import Dataset
@@ -49,7 +51,9 @@ class SyntheticShapes(SegDataset):
         self.class_names = self.gen.class_names
         self.mean, self.std = tuple(mean), tuple(std)
         self._counts: list[int] | None = None
-        self._last: tuple[int, object] | None = None  # RegionView asks for one scene once per instance
+        # RegionView asks for a scene once per instance: keep recent scenes (about 1 MB each at 224 px)
+        self._scenes: OrderedDict[int, object] = OrderedDict()
+        self.scene_cache_size = 128
 
 
     def fingerprint(self) -> str:
@@ -61,9 +65,14 @@ class SyntheticShapes(SegDataset):
     def _scene(self, index: int):
         if not 0 <= index < self.size:
             raise IndexError(index)
-        if self._last is None or self._last[0] != index:
-            self._last = (index, self.gen.scene(self.seed, SPLIT_CODES.get(self.split, 9), index))
-        return self._last[1]
+        if index in self._scenes:
+            self._scenes.move_to_end(index)
+            return self._scenes[index]
+        scene = self.gen.scene(self.seed, SPLIT_CODES.get(self.split, 9), index)
+        self._scenes[index] = scene
+        if len(self._scenes) > self.scene_cache_size:
+            self._scenes.popitem(last=False)
+        return scene
 
     def _meta(self, index: int, suffix: str = "") -> dict:
         return {"id": f"{self.split}_{index:06d}{suffix}", "key": f"{self.fingerprint()}:{index}{suffix}",

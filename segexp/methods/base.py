@@ -16,6 +16,9 @@ log = logging.getLogger(__name__)
 class SegexpModule(L.LightningModule):
     """Base class. Subclasses call `super().__init__()` and `self.setup_attention(vit, attention)`."""
 
+    #: training-free methods skip `fit`: their default stage is `test`
+    training_free: bool = False
+
     def __init__(self):
         super().__init__()
         self.attention_report: list[str] = []

@@ -50,8 +50,8 @@ def create_clip(
     import open_clip
 
     register_model_configs()
-    model = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=force_quick_gelu)
     path = weights.resolve(pretrained, model_name, override=override, allow_download=allow_download)
+    model = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=force_quick_gelu)
     if path is None:
         weights.warn_random(f"CLIP {model_name}")
     else:

@@ -1,0 +1,73 @@
+"""Image folders with optional label PNGs: the mmseg-prepared benchmark layouts and plain folders."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from segexp.data.datasets import DataError, SegDataset
+from segexp.data.io import read_label, read_rgb
+from segexp.data.transforms import CLIP_MEAN, CLIP_STD, IGNORE_INDEX, resize_short_side, to_tensor_image
+
+
+class FolderSegDataset(SegDataset):
+    """`root/img_dir/<id><img_suffix>` with labels `root/ann_dir/<id><seg_suffix>` (none: prediction only).
+
+    Ids come from `split_file` (one per line) or from a recursive listing of `img_dir`. The image is resized
+    so its short side is `short_side` (long side at most `max_long`, bilinear); the label stays at the
+    original size, where predictions are evaluated. `reduce_zero_label` maps 0 → 255 and c → c-1 (mmseg).
+    """
+
+    requires_root = True
+    layout = "ROOT/<img_dir>/<id><img_suffix> and ROOT/<ann_dir>/<id><seg_suffix> (mmseg-prepared)"
+
+    def __init__(self, root: str, img_dir: str = ".", ann_dir: str | None = None, img_suffix: str = ".jpg",
+                 seg_suffix: str = ".png", split_file: str | None = None, reduce_zero_label: bool = False,
+                 short_side: int | None = 336, max_long: int = 2048, name: str = "folder", split: str = "val",
+                 mean=CLIP_MEAN, std=CLIP_STD, class_names: list[str] | None = None):
+        self.root = Path(root).expanduser()
+        self.img_dir = self.root / img_dir
+        self.ann_dir = self.root / ann_dir if ann_dir else None
+        self.img_suffix, self.seg_suffix = img_suffix, seg_suffix
+        self.reduce_zero_label = reduce_zero_label
+        self.short_side, self.max_long = short_side, max_long
+        self.name, self.split, self.mean, self.std = name, split, tuple(mean), tuple(std)
+        self.class_names = list(class_names or [])
+        if not self.img_dir.is_dir():
+            raise FileNotFoundError(f"{name}: image folder not found: {self.img_dir}")
+        if split_file:
+            ids = [line.strip() for line in (self.root / split_file).read_text().splitlines() if line.strip()]
+        else:
+            ids = sorted(str(p.relative_to(self.img_dir))[: -len(img_suffix)] for p in self.img_dir.rglob(f"*{img_suffix}"))
+        if not ids:
+            raise FileNotFoundError(f"{name}: no '*{img_suffix}' images under {self.img_dir}")
+        self.ids = ids
+
+    def fingerprint(self) -> str:
+        return f"{self.name}-{self.split}-{self.short_side}"
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def label_path(self, i: int) -> Path | None:
+        return self.ann_dir / f"{self.ids[i]}{self.seg_suffix}" if self.ann_dir else None
+
+    def __getitem__(self, index: int) -> dict:
+        path = self.img_dir / f"{self.ids[index]}{self.img_suffix}"
+        rgb = read_rgb(path, index)
+        image = to_tensor_image(rgb, self.mean, self.std)
+        if self.short_side:
+            image = resize_short_side(image, self.short_side, self.max_long)
+        out = {"image": image, "meta": {"id": self.ids[index], "key": f"{self.fingerprint()}:{self.ids[index]}",
+                                        "path": str(path), "ori_shape": list(rgb.shape[:2])}}
+        lp = self.label_path(index)
+        if lp is not None:
+            label = read_label(lp, index)
+            if label.shape != rgb.shape[:2]:
+                raise DataError(f"sample {index}: mask {lp} is {label.shape}, image {path} is {rgb.shape[:2]}")
+            if self.reduce_zero_label:
+                label = np.where(label == 0, IGNORE_INDEX, label - 1)
+                label[label == IGNORE_INDEX - 1] = IGNORE_INDEX
+            out["mask"] = torch.from_numpy(label.astype(np.int64))
+        return out

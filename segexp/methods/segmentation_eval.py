@@ -1,0 +1,35 @@
+"""Shared evaluation for every semantic-segmentation method: dataset-level mIoU + per-class table."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from segexp.metrics import per_class_iou_metric, summarise, write_table
+
+log = logging.getLogger(__name__)
+
+
+class SemanticEvalMixin:
+    """Needs `self.class_names`; call `setup_eval(num_classes)` then `update_eval(stage, pred, mask)`."""
+
+    def setup_eval(self, num_classes: int) -> None:
+        self.iou = torch.nn.ModuleDict({s: per_class_iou_metric(num_classes) for s in ("val", "test")})
+
+    def update_eval(self, stage: str, pred: torch.Tensor, mask: torch.Tensor) -> None:
+        """pred, mask: [h,w] (or [B,h,w]) at the original resolution."""
+        self.iou[stage].update(pred.reshape(1, -1).to(mask.device), mask.reshape(1, -1).long())
+
+    def finish_eval(self, stage: str) -> float:
+        metric = self.iou[stage]
+        miou, rows = summarise(metric.compute(), self.class_names)
+        metric.reset()
+        self.log(f"{stage}/miou", miou * 100.0, prog_bar=True, sync_dist=False)
+        out_dir = Path(self.trainer.default_root_dir)
+        write_table(rows, out_dir / f"{stage}_per_class_iou.csv", miou)
+        for lg in self.trainer.loggers:
+            if hasattr(lg, "log_table"):
+                lg.log_table(key=f"{stage}/per_class_iou", columns=["class", "iou"], data=rows)
+        log.info("%s mIoU %.2f over %d classes (table: %s)", stage, miou * 100, len(rows), out_dir / f"{stage}_per_class_iou.csv")
+        return miou
