@@ -25,6 +25,7 @@ test: $(STAMP)  ## the whole test suite
 
 bench: $(STAMP)  ## speed / memory benchmarks; tables are written under experiments/bench/
 	$(PY) experiments/bench/teacher_cache.py
+	$(PY) experiments/bench/naclip_speed.py
 
 clean-outputs:  ## remove run directories
 	rm -rf outputs/20* outputs/multirun

@@ -13,20 +13,24 @@ from __future__ import annotations
 import functools
 
 import torch
-import torch.nn.functional as F
 
 
-def _axis_gaussian(n: int, std: float) -> torch.Tensor:
+def _axis_gaussian(n: int, std: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     pos = torch.arange(n, dtype=torch.float64)
-    return torch.exp(-((pos[:, None] - pos[None, :]) ** 2) / (2.0 * std * std))  # [n, n]
+    g = torch.exp(-((pos[:, None] - pos[None, :]) ** 2) / (2.0 * std * std))  # [n, n], exact in float64
+    return g.to(device=device, dtype=dtype)
 
 
 @functools.lru_cache(maxsize=32)
 def _cached_prior(gh: int, gw: int, std: float, prefix: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
-    omega = torch.kron(_axis_gaussian(gh, std), _axis_gaussian(gw, std))  # [gh*gw, gh*gw]
-    if prefix:
-        omega = F.pad(omega, (prefix, 0, prefix, 0))  # [P+N, P+N]
-    return omega.to(device=device, dtype=dtype)
+    n = gh * gw
+    out = torch.empty(prefix + n, prefix + n, dtype=dtype, device=device)  # [P+N, P+N]
+    out[:prefix].zero_()
+    out[:, :prefix].zero_()
+    gy, gx = _axis_gaussian(gh, std, dtype, device), _axis_gaussian(gw, std, dtype, device)
+    # Ω[(y1,x1),(y2,x2)] = Gy[y1,y2]·Gx[x1,x2]: one broadcast product written straight into place (= kron)
+    torch.mul(gy[:, None, :, None], gx[None, :, None, :], out=out[prefix:, prefix:].view(gh, gw, gh, gw))
+    return out
 
 
 def neighbour_prior(
