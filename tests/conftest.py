@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
+# feature caches of test runs never land in (or come from) the user's ~/.cache/segexp
+os.environ["SEGEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="segexp-test-cache-")
 
 #: overrides that make any model fast on CPU
 TINY = {

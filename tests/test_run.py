@@ -90,3 +90,23 @@ def test_non_editable_install_runs_from_another_directory(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert str(target) in r.stdout and "segexp-ViT-D-16" in r.stdout
+
+
+def test_neighbour_aware_encoder_ablation_logs_modified_blocks(cli):
+    r = cli(["model=uninext", "loss=seg_align", "attention=neighbour", "attention.layers=[10,11]", "attention.std=2.0",
+             "trainer.fast_dev_run=true", "data.splits.train.size=4", "data.splits.val.size=2", "data.splits.test.size=2"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = r.stdout + r.stderr
+    assert "block 10/11 <- neighbour std=2 arch=reduced (window 14x14)" in log
+    assert "block 11/11 <- neighbour std=2 arch=reduced (global)" in log
+
+
+def test_loss_ablation_sweep(cli, tmp_path):
+    r = cli(["-m", "model=uninext", "loss=seg_align,seg", "loss.align_weight=0.05,0.2", "trainer.max_steps=5", *TINY["uninext"]])
+    assert r.returncode == 0, r.stderr[-3000:]
+    dirs = run_dirs(tmp_path)
+    assert len(dirs) == 4
+    from omegaconf import OmegaConf
+
+    combos = sorted((OmegaConf.load(d / "config.yaml").loss.seg_weight, OmegaConf.load(d / "config.yaml").loss.align_weight) for d in dirs)
+    assert combos == [(1.0, 0.05), (1.0, 0.05), (1.0, 0.2), (1.0, 0.2)]

@@ -8,7 +8,7 @@ from tests.conftest import TINY, compose_cfg
 
 
 def build(tmp_path, extra=()):
-    cfg = compose_cfg(["model=uninext", *TINY["uninext"], *extra], tmp_path)
+    cfg = compose_cfg(["model=uninext", *TINY["uninext"], f"model.cache_dir={tmp_path / 'cache'}", *extra], tmp_path)
     return cfg, instantiate(cfg.data), instantiate(cfg.model, _convert_="partial")
 
 
