@@ -23,6 +23,9 @@ run: $(STAMP)  ## the embedded default: AlphaClipAlign on synthetic shapes, offl
 test: $(STAMP)  ## the whole test suite
 	$(PY) -m pytest -q
 
+tiny-clip: $(STAMP)  ## pretrain the tiny CLIP on synthetic captions (~15 min on 2 cores) into ~/.cache/segexp/tiny_clip/
+	$(PY) -m segexp.run experiment=tiny_clip
+
 bench: $(STAMP)  ## speed / memory benchmarks; tables are written under experiments/bench/
 	$(PY) experiments/bench/teacher_cache.py
 	$(PY) experiments/bench/naclip_speed.py

@@ -23,6 +23,9 @@ os.environ["SEGEXP_CACHE_DIR"] = tempfile.mkdtemp(prefix="segexp-test-cache-")
 TINY = {
     "uninext": ["model.net.clip_name=segexp-ViT-T-16", "data.splits.train.size=8", "data.splits.val.size=4",
                 "data.splits.test.size=4", "data.batch_size=4", "data.eval_batch_size=4"],
+    "naclip": ["model.segmenter.clip_name=segexp-ViT-T-16", "data.splits.test.size=2", "data.splits.val.size=2"],
+    "clip_pretrain": ["data.splits.train.size=16", "data.splits.val.size=8", "data.splits.zeroshot.size=8",
+                      "data.splits.test.size=8", "data.batch_size=8", "data.eval_batch_size=8"],
 }
 
 
@@ -41,6 +44,11 @@ def run_cli(args: list[str], tmp_path: Path, timeout: int = 600, env: dict | Non
     e.update(env or {})
     return subprocess.run([sys.executable, "-m", "segexp.run", *args], cwd=cwd or ROOT, env=e, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def run_dirs(tmp_path: Path) -> list[Path]:
+    """Run directories (those holding segexp's resolved config.yaml) written under tmp_path/outputs."""
+    return sorted(p.parent for p in (tmp_path / "outputs").rglob("config.yaml") if p.parent.name != ".hydra")
 
 
 @pytest.fixture

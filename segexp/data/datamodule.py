@@ -9,7 +9,7 @@ settings (short side, sliding window, `prob_thd`, class-name file) travel with t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
 import torch
@@ -50,6 +50,7 @@ class DataModule(L.LightningDataModule):
         eval_settings: Mapping[str, Any] | None = None,
         shuffle: bool = True,
         layout: str | None = None,
+        val_splits: Sequence[str] = ("val",),
     ):
         super().__init__()
         if view not in VIEWS:
@@ -60,6 +61,7 @@ class DataModule(L.LightningDataModule):
         self.num_workers, self.seed, self.shuffle = num_workers, seed, shuffle
         self.class_names_file = class_names_file
         self.eval_settings = dict(eval_settings or {})
+        self.val_splits = list(val_splits)  # several: val_dataloader returns one loader per split
         self.layout = layout  # the files a real dataset expects under `root` (for error messages and docs)
         self._datasets: dict[str, Dataset] = {}
 
@@ -119,7 +121,7 @@ class DataModule(L.LightningDataModule):
         return len(self.class_names)
 
     def setup(self, stage: str | None = None) -> None:
-        wanted = {"fit": ("train", "val"), "validate": ("val",), "test": ("test",), "predict": ("predict",)}
+        wanted = {"fit": ("train", *self.val_splits), "validate": tuple(self.val_splits), "test": ("test",), "predict": ("predict",)}
         for split in wanted.get(stage, tuple(self.splits)):
             if split in self.splits:
                 self.dataset(split)
@@ -141,7 +143,8 @@ class DataModule(L.LightningDataModule):
         return self._loader("train", True)
 
     def val_dataloader(self):
-        return self._loader("val", False)
+        loaders = [self._loader(s, False) for s in self.val_splits]
+        return loaders[0] if len(loaders) == 1 else loaders
 
     def test_dataloader(self):
         return self._loader("test", False)

@@ -45,7 +45,8 @@ class SyntheticShapes(SegDataset):
     name = "synthetic_shapes"
     has_instances = True
 
-    def __init__(self, split: str = "train", size: int = 256, seed: int = 0, mean=CLIP_MEAN, std=CLIP_STD, **generator):
+    def __init__(self, split: str = "train", size: int = 256, seed: int = 0, mean=CLIP_MEAN, std=CLIP_STD,
+                 cache_scenes: int = 128, **generator):
         self.split, self.size, self.seed = split, int(size), int(seed)
         self.gen = ShapesGenerator(**generator)
         self.class_names = self.gen.class_names
@@ -53,7 +54,7 @@ class SyntheticShapes(SegDataset):
         self._counts: list[int] | None = None
         # RegionView asks for a scene once per instance: keep recent scenes (about 1 MB each at 224 px)
         self._scenes: OrderedDict[int, object] = OrderedDict()
-        self.scene_cache_size = 128
+        self.scene_cache_size = int(cache_scenes)
 
 
     def fingerprint(self) -> str:
@@ -80,7 +81,7 @@ class SyntheticShapes(SegDataset):
 
     def __getitem__(self, index: int) -> dict:
         sc = self._scene(index)
-        return {"image": to_tensor_image(sc.image, self.mean, self.std), "mask": torch.from_numpy(sc.semantic),
+        return {"image": to_tensor_image(sc.image, self.mean, self.std), "mask": torch.from_numpy(sc.semantic.astype(np.int64)),
                 "caption": sc.caption, "meta": self._meta(index)}
 
     def instance_counts(self) -> list[int]:
@@ -91,7 +92,7 @@ class SyntheticShapes(SegDataset):
 
     def region(self, index: int, instance: int) -> dict:
         sc = self._scene(index)
-        return {"image": to_tensor_image(sc.image, self.mean, self.std), "mask": torch.from_numpy(sc.semantic),
+        return {"image": to_tensor_image(sc.image, self.mean, self.std), "mask": torch.from_numpy(sc.semantic.astype(np.int64)),
                 "instance": torch.from_numpy(sc.instances[instance]), "instance_class": sc.instance_classes[instance],
                 "caption": sc.caption, "meta": self._meta(index, f"#{instance}")}
 

@@ -61,12 +61,16 @@ class SegexpModule(L.LightningModule):
                       batch_size=batch_size, **kw)
 
     def build_optimizer(self, optim: Mapping[str, Any], groups: Mapping[str, list]) -> Any:
-        """`optim.optimizer` is a partial optimiser; `optim.<group>_lr` sets each group's learning rate."""
+        """`optim.optimizer` is a partial optimiser; `optim.<group>_lr` (and optionally `<group>_weight_decay`)
+        set each parameter group; `optim.scheduler` is a partial scheduler called with `T_max` = total steps."""
         params = []
         for name, ps in groups.items():
             ps = [p for p in ps if p.requires_grad]
             if ps:
-                params.append({"params": ps, "lr": float(optim[f"{name}_lr"]), "name": name})
+                group = {"params": ps, "lr": float(optim[f"{name}_lr"]), "name": name}
+                if f"{name}_weight_decay" in optim:
+                    group["weight_decay"] = float(optim[f"{name}_weight_decay"])
+                params.append(group)
         opt = optim["optimizer"](params)
         sched_fn = optim.get("scheduler")
         if sched_fn is None:

@@ -4,13 +4,12 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.conftest import run_dirs
 from tests.data.fixtures import write_tree
 
 TINY = ["model.segmenter.clip_name=segexp-ViT-T-16"]
 
 
-def run_dirs(tmp_path):
-    return sorted(p.parent for p in (tmp_path / "outputs").rglob("config.yaml") if p.parent.name != ".hydra")
 
 
 def test_synthetic_test_stage_writes_miou_and_per_class_table(cli, tmp_path):

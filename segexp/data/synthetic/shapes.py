@@ -39,7 +39,7 @@ _OBJECT_FORMS = ["{a} {name} in the {pos}", "{a} {name} at the {pos}", "{a} {nam
 @dataclass
 class Scene:
     image: np.ndarray  # uint8 [H, W, 3]
-    semantic: np.ndarray  # int64 [H, W]: 0 background, 1..K classes, 255 ignore
+    semantic: np.ndarray  # uint8 [H, W]: 0 background, 1..K classes, 255 ignore
     instances: list[np.ndarray]  # bool [H, W] per object (visible part)
     instance_classes: list[int]
     objects: list[dict] = field(default_factory=list)
@@ -72,6 +72,8 @@ class ShapesGenerator:
         self.min_objects, self.max_objects = min_objects, max_objects
         self.min_scale, self.max_scale = min_scale, max_scale
         self.texture_strength, self.colour_jitter, self.supersample = texture_strength, colour_jitter, supersample
+        if len(self.shapes) * len(self.colours) > 254:
+            raise ValueError("at most 254 classes fit the uint8 label maps")
         if class_by == "shape_colour":
             self.class_names = ["background"] + [f"{c} {s}" for s in self.shapes for c in self.colours]
         elif class_by == "shape":
@@ -127,7 +129,7 @@ class ShapesGenerator:
             share *= 1 - cov  # what is behind loses the covered fraction
             share[self.class_of(o["shape"], o["colour"])] += cov
             visible = [v * (1 - cov) for v in visible] + [cov]
-        semantic = share.argmax(0).astype(np.int64)
+        semantic = share.argmax(0).astype(np.uint8)
         semantic[share.max(0) < 0.99] = 255
         instances = [v >= 0.5 for v in visible]
         for o in objs:

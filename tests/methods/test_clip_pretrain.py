@@ -1,0 +1,35 @@
+"""CLIPPretrainModule: a short fit logs retrieval and zero-shot metrics and exports a checkpoint that the
+other methods load exactly like OpenAI weights."""
+import csv
+
+import torch
+
+from tests.conftest import TINY, run_dirs
+
+
+
+
+def test_short_pretraining_exports_open_clip_weights_that_naclip_loads(cli, tmp_path):
+    export = tmp_path / "tiny" / "segexp-tinyclip.safetensors"
+    r = cli(["model=clip_pretrain", "trainer.max_epochs=1", f"model.export_path={export}", *TINY["clip_pretrain"]])
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = run_dirs(tmp_path)
+    header = open(d / "metrics.csv").readline()
+    for key in ("train/loss", "train/r1_i2t_batch", "train/logit_scale", "val/r1_i2t", "val/r1_t2i",
+                "val/zeroshot_acc_single", "val/zeroshot_acc_ensemble"):
+        assert key in header, key
+    assert export.is_file() and (export.parent / "segexp-tinyclip.json").is_file()
+
+    from segexp.models import create_clip
+
+    loaded = create_clip("segexp-tinyclip", str(export))
+    from safetensors.torch import load_file
+
+    sd = load_file(str(export))
+    assert all(torch.equal(loaded.state_dict()[k], v) for k, v in sd.items())
+
+    r = cli(["experiment=naclip_tinyclip", f"model.segmenter.pretrained={export}", "data.splits.test.size=2"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    (naclip_dir,) = [p for p in run_dirs(tmp_path) if p != d]
+    rows = list(csv.DictReader(open(naclip_dir / "metrics.csv")))
+    assert any(row.get("test/miou") for row in rows)
