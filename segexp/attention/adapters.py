@@ -179,6 +179,9 @@ def register_adapter(adapter: type[ViTAdapter], first: bool = True) -> None:
 
 
 def adapter_for(model: nn.Module) -> ViTAdapter:
+    from segexp.attention.sam3 import Sam3ViTAdapter  # registered lazily: it only matches transformers models
+
+    register_adapter(Sam3ViTAdapter, first=False)
     for cls in ADAPTERS:
         if cls.matches(model):
             return cls(model)

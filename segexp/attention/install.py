@@ -18,7 +18,7 @@ def install(model: nn.Module, spec: AttentionSpec) -> list[str]:
     depth = adapter.depth
     report = []
     for i in spec.resolve_layers(depth):
-        attn = LayerAttention(spec.strategy.value, spec.std, reduced=spec.arch is Arch.reduced)
+        attn = LayerAttention(spec.strategy.value, spec.std, reduced=spec.arch is Arch.reduced, prior_scale=spec.prior_scale)
         adapter.attach(i, attn)
         std = f" std={spec.std:g}" if attn.strategy in ("neighbour", "gaussian") else ""
         report.append(

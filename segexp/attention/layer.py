@@ -15,13 +15,14 @@ class LayerAttention(nn.Module):
     `reduced=True` tells the block to return the attention output alone (NACLIP's last block).
     """
 
-    def __init__(self, strategy: str = "vanilla", std: float = 5.0, reduced: bool = False):
+    def __init__(self, strategy: str = "vanilla", std: float = 5.0, reduced: bool = False, prior_scale: float = 1.0):
         super().__init__()
         if strategy not in STRATEGIES:
             raise ValueError(f"unknown attention strategy {strategy!r}; choose from {sorted(STRATEGIES)}")
         self.strategy = strategy
         self.std = float(std)
         self.reduced = bool(reduced)
+        self.prior_scale = float(prior_scale)
 
     def forward(
         self,
@@ -37,6 +38,8 @@ class LayerAttention(nn.Module):
         prior = None
         if info.uses_prior:
             prior = neighbour_prior(grid, self.std, prefix=prefix, dtype=q.dtype, device=q.device)
+            if self.prior_scale != 1.0:
+                prior = prior * self.prior_scale
             if prior.shape[-1] != k.shape[-2]:
                 raise RuntimeError(
                     f"token count {k.shape[-2]} does not match grid {grid} + {prefix} prefix tokens"
@@ -45,4 +48,4 @@ class LayerAttention(nn.Module):
         return info.fn(q, k, v, scale, bias, prior)
 
     def extra_repr(self) -> str:
-        return f"strategy={self.strategy}, std={self.std}, reduced={self.reduced}"
+        return f"strategy={self.strategy}, std={self.std}, prior_scale={self.prior_scale}, reduced={self.reduced}"

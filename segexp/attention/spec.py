@@ -39,6 +39,7 @@ class AttentionSpec:
     strategy: StrategyName = StrategyName.vanilla
     layers: Optional[List[int]] = None  # None: the last block; []: no block is modified
     std: float = 5.0
+    prior_scale: float = 1.0  # Ω is multiplied by this (0: the prior adds nothing)
     arch: Arch = Arch.vanilla
     layer_index: LayerIndex = LayerIndex.absolute
 
@@ -48,6 +49,8 @@ class AttentionSpec:
         self.layer_index = LayerIndex(_enum_value(self.layer_index))
         if not (isinstance(self.std, (int, float)) and self.std > 0):
             raise ValueError(f"attention.std must be > 0 (the Gaussian width in patches), got {self.std}")
+        if not (isinstance(self.prior_scale, (int, float)) and self.prior_scale >= 0):
+            raise ValueError(f"attention.prior_scale must be >= 0, got {self.prior_scale}")
         if self.layers is not None:
             self.layers = [int(i) for i in self.layers]
 
