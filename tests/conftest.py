@@ -24,6 +24,8 @@ TINY = {
     "uninext": ["model.net.clip_name=segexp-ViT-T-16", "data.splits.train.size=8", "data.splits.val.size=4",
                 "data.splits.test.size=4", "data.batch_size=4", "data.eval_batch_size=4"],
     "naclip": ["model.segmenter.clip_name=segexp-ViT-T-16", "data.splits.test.size=2", "data.splits.val.size=2"],
+    "sam3": ["model.segmenter.image_size=112", "data.splits.train.size=2", "data.splits.val.size=2",
+             "data.splits.test.size=2"],
     "clip_pretrain": ["data.splits.train.size=16", "data.splits.val.size=8", "data.splits.zeroshot.size=8",
                       "data.splits.test.size=8", "data.batch_size=8", "data.eval_batch_size=8"],
 }

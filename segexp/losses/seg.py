@@ -39,3 +39,15 @@ def focal_loss(logits, target, alpha: float = 0.25, gamma: float = 2.0, ignore_i
     if alpha >= 0:
         loss = loss * (alpha * t + (1 - alpha) * (1 - t))
     return (loss * w).sum() / w.sum().clamp_min(1.0)
+
+
+class FocalDiceLoss(torch.nn.Module):
+    """focal_weight·focal + dice_weight·Dice on mask logits (SAM trains its decoder with 20:1)."""
+
+    def __init__(self, focal_weight: float = 20.0, dice_weight: float = 1.0, alpha: float = 0.25, gamma: float = 2.0):
+        super().__init__()
+        self.focal_weight, self.dice_weight, self.alpha, self.gamma = focal_weight, dice_weight, alpha, gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (self.focal_weight * focal_loss(logits, target, self.alpha, self.gamma)
+                + self.dice_weight * dice_loss(logits, target))

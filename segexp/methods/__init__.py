@@ -3,5 +3,7 @@ from segexp.methods.alpha_clip_align import AlphaClipAlignModule
 from segexp.methods.clip_pretrain import CLIPPretrainModule
 from segexp.methods.base import ConfigError, SegexpModule
 from segexp.methods.naclip import NAClipModule
+from segexp.methods.open_vocab import OpenVocabSegModule
+from segexp.methods.sam3 import Sam3Module
 
-__all__ = ["AlphaClipAlignModule", "CLIPPretrainModule", "ConfigError", "NAClipModule", "SegexpModule"]
+__all__ = ["AlphaClipAlignModule", "CLIPPretrainModule", "ConfigError", "NAClipModule", "OpenVocabSegModule", "Sam3Module", "SegexpModule"]

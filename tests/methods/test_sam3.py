@@ -1,0 +1,96 @@
+"""SAM3 as a text-prompted semantic segmenter: exactness without modified layers, refinements, fine-tuning, errors."""
+import pytest
+import torch
+
+from segexp.attention import AttentionSpec
+from segexp.models.sam3 import Sam3Segmenter
+from tests.conftest import run_dirs
+
+NAMES = [["background"], ["red circle"], ["blue square"]]
+IMAGE = torch.randn(1, 3, 112, 112, generator=torch.Generator().manual_seed(0))
+
+
+def segmenter(**kw):
+    torch.manual_seed(0)
+    seg = Sam3Segmenter(size="tiny", image_size=112, **kw).eval()
+    seg.set_classes(NAMES)
+    return seg
+
+
+def test_no_modified_layer_equals_plain_transformers_sam3():
+    plain, hooked = segmenter(), segmenter(attention=AttentionSpec(layers=[]))
+    out_a = plain.prompt_outputs(IMAGE)
+    out_b = hooked.prompt_outputs(IMAGE)
+    assert torch.equal(out_a.pred_masks, out_b.pred_masks) and torch.equal(out_a.pred_logits, out_b.pred_logits)
+    pa, ya = plain(IMAGE, (50, 70))
+    pb, yb = hooked(IMAGE, (50, 70))
+    assert torch.equal(pa, pb) and torch.equal(ya, yb)
+
+
+def test_semantic_map_merges_instances_and_thresholds_to_background():
+    seg = segmenter(score_threshold=0.0)
+    probs, pred = seg(IMAGE, (40, 60))
+    assert probs.shape == (3, 40, 60) and pred.shape == (40, 60)
+    assert torch.allclose(probs.sum(0), torch.ones(40, 60), atol=1e-5)
+    assert set(pred.unique().tolist()) <= {1, 2}, "with threshold 0 every pixel gets a prompted class"
+    seg.score_threshold = 1.0
+    assert (seg(IMAGE, (40, 60))[1] == 0).all(), "nothing reaches a score of 1: all background"
+
+
+def test_mask_refinement_options():
+    from segexp.models.pamr import PAMR
+    from segexp.models.sam3 import gaussian_smooth
+
+    logits = torch.zeros(1, 2, 40, 40)
+    logits[:, 0, 10:30, 10:30] = 4.0  # a sharp square
+    image = torch.randn(1, 3, 80, 80)
+    assert torch.equal(segmenter().refine_logits(logits, image), logits)
+    pamr = segmenter(refine="pamr", pamr_steps=3).refine_logits(logits, image)
+    guide = torch.nn.functional.interpolate(image, size=(40, 40), mode="bilinear", align_corners=False)
+    assert torch.allclose(pamr, PAMR(3, (8, 16))(guide, logits))
+    blur = segmenter(refine="gaussian", refine_std=2.0).refine_logits(logits, image)
+    assert torch.allclose(blur, gaussian_smooth(logits, 2.0))
+    assert blur[0, 0, 20, 20] < 4.0 and blur[0, 0, 10, 20] > 0.5, "edges are smoothed"
+    assert abs(blur.sum() - logits.sum()) / logits.sum() < 0.05, "the blur is normalised"
+
+
+def test_query_refinement_uses_box_centres():
+    base, refined = segmenter(), segmenter(query_refine={"enabled": True, "std": 0.1})
+    a, b = base.prompt_outputs(IMAGE), refined.prompt_outputs(IMAGE)
+    assert refined.query_refiner.centres.shape == (2, 20, 2)
+    assert torch.equal(a.pred_logits, b.pred_logits), "scores come from the decoder, before the refinement"
+    assert not torch.allclose(a.pred_masks, b.pred_masks)
+
+
+def test_lora_wraps_backbone_qkv_and_starts_as_identity():
+    base, lora = segmenter(), segmenter(lora_rank=4)
+    assert len(lora.lora) == 3 * 32
+    assert torch.allclose(base.prompt_outputs(IMAGE).pred_masks, lora.prompt_outputs(IMAGE).pred_masks, atol=1e-5)
+    groups = lora.trainable_parameters()
+    assert groups["lora"] and groups["decoder"]
+
+
+def test_missing_hf_folder_gives_the_download_message(tmp_path):
+    from segexp.weights import WeightsNotFoundError
+
+    with pytest.raises(WeightsNotFoundError, match="huggingface.co/facebook/sam3"):
+        Sam3Segmenter(size="base", pretrained=str(tmp_path / "sam3"))
+
+
+def test_cli_tiny_sam3_with_neighbour_layers_reports_miou_and_modified_layers(cli, tmp_path):
+    r = cli(["model=sam3", "model.segmenter.size=tiny", "attention=neighbour", "attention.layers=[5,6]", "attention.std=2.0",
+             "data=synthetic_shapes", "stage=test", "data.splits.test.size=2"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = r.stdout + r.stderr
+    assert "Sam3ViTAdapter: block 5/31 <- neighbour std=2 arch=vanilla (window" in log
+    (d,) = run_dirs(tmp_path)
+    assert "test/miou" in (d / "metrics.csv").read_text()
+
+
+def test_cli_layer_sweep_runs_four_jobs_and_bad_layers_fail_cleanly(cli, tmp_path):
+    r = cli(["-m", "model=sam3", "attention=neighbour", "attention.layers=[5,6],[14,17]", "attention.std=1.0,2.0",
+             "stage=test", "data.splits.test.size=1", "model.segmenter.image_size=112"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(run_dirs(tmp_path)) == 4
+    bad = cli(["model=sam3", "attention=neighbour", "attention.layers=[40]", "stage=test"], timeout=120)
+    assert bad.returncode == 2 and "outside the model's 32 blocks" in bad.stderr and "Traceback" not in bad.stderr
