@@ -29,6 +29,7 @@ tiny-clip: $(STAMP)  ## pretrain the tiny CLIP on synthetic captions (~15 min on
 bench: $(STAMP)  ## speed / memory benchmarks; tables are written under experiments/bench/
 	$(PY) experiments/bench/teacher_cache.py
 	$(PY) experiments/bench/naclip_speed.py
+	$(PY) experiments/bench/sam3_backbone.py
 
 clean-outputs:  ## remove run directories
 	rm -rf outputs/20* outputs/multirun

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from enum import Enum
@@ -59,12 +60,10 @@ def _matches(value: Any, tp) -> bool:
         return True
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
-    if origin is typing.Union or (origin is not None and str(origin) == "<class 'types.UnionType'>"):
+    if origin is typing.Union or origin is types.UnionType:
         return any(_matches(value, a) for a in args)
-    if isinstance(tp, type) and tp.__name__ == "UnionType":  # pragma: no cover
-        return True
-    if tp is type(None):
-        return value is None
+    if value is None or tp is type(None):  # None fits only NoneType and Optional[...] (the Union case above)
+        return value is None and tp is type(None)
     if origin is typing.Literal:
         return value in args
     if isinstance(value, (DictConfig, Mapping)) and (value.get("_target_") if hasattr(value, "get") else None):
@@ -82,7 +81,7 @@ def _matches(value: Any, tp) -> bool:
     if origin in (list, tuple, Sequence, typing.Sequence) or tp in (list, tuple):
         if not isinstance(value, (list, tuple, ListConfig)):
             return False
-        inner = args[0] if args and args[-1] is not Ellipsis or len(args) == 2 else None
+        inner = args[0] if args else None  # list[int], Sequence[int], tuple[int, ...]
         return inner is None or all(_matches(v, inner) for v in value)
     if origin in (dict, Mapping, typing.Mapping) or tp in (dict,):
         return isinstance(value, (dict, DictConfig, Mapping))

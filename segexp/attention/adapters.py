@@ -8,7 +8,6 @@ replacing the block's `forward` on the instance, which keeps every parameter nam
 from __future__ import annotations
 
 import types
-from typing import Callable
 
 import torch
 from torch import nn
@@ -187,5 +186,3 @@ def adapter_for(model: nn.Module) -> ViTAdapter:
             return cls(model)
     raise TypeError(f"no attention adapter for {type(model).__name__}; known: {[a.__name__ for a in ADAPTERS]}")
 
-
-ReportFn = Callable[[str], None]
