@@ -132,9 +132,12 @@ def imagenet_templates() -> tuple:
 @torch.no_grad()
 def text_features(model, tokenizer, names: Sequence[str], templates: Sequence = None, batch: int = 256) -> torch.Tensor:
     """[len(names), embed_dim] unit vectors: per name, normalise each template's embedding, average, renormalise."""
+    from rich.progress import track
+
     templates = imagenet_templates() if templates is None else templates
     out = []
-    for name in names:
+    # a long vocabulary x 80 templates takes a while on CPU: show progress (transient, off for short lists)
+    for name in track(names, description="text features", disable=len(names) < 16, transient=True):
         texts = [t(name) if callable(t) else t.format(name) for t in templates]
         feats = torch.cat([model.encode_text(tokenizer(texts[i : i + batch])) for i in range(0, len(texts), batch)])
         feats = F.normalize(feats, dim=-1).mean(0)
