@@ -49,7 +49,6 @@ def save_resolved_config(cfg: DictConfig, output_dir: Path, loggers: list) -> di
 
 def execute(cfg: DictConfig) -> float | None:
     import lightning as L
-    import torch
     from hydra.core.hydra_config import HydraConfig
     from hydra.utils import instantiate
 
@@ -61,13 +60,10 @@ def execute(cfg: DictConfig) -> float | None:
     callbacks = build_callbacks(cfg, bool(loggers))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     model.run_config = save_resolved_config(cfg, output_dir, loggers)
-    torch.set_float32_matmul_precision("high")
 
     stage = cfg.get("stage")
     if stage is None and getattr(model, "training_free", False):
         stage = "test"
-    if stage == "fit" and getattr(model, "training_free", False):
-        raise ConfigError(f"{type(model).__name__} is training-free: use stage=validate, test or predict.")
     ckpt = cfg.get("ckpt_path")
     if stage in (None, "fit"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)

@@ -61,6 +61,7 @@ def test_schema_rejects_wrong_type_and_enum_at_compose(tmp_path):
         (["data=coco_regions"], "data.root is not set"),
         (["data=coco_regions", "data.root=/nonexistent/coco"], "data.root='/nonexistent/coco' does not exist"),
         (["stage=train"], "stage='train' is not one of"),
+        (["model=naclip", "stage=fit"], "NAClipModule is training-free"),
     ],
 )
 def test_validation_messages(overrides, message, tmp_path):

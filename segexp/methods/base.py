@@ -37,6 +37,8 @@ class SegexpModule(L.LightningModule):
     @classmethod
     def check_config(cls, model_cfg: Mapping[str, Any], cfg: Mapping[str, Any]) -> None:
         """Raise ConfigError for a bad combination, before any data or model is built."""
+        if cls.training_free and cfg.get("stage") == "fit":
+            raise ConfigError(f"{cls.__name__} is training-free: use stage=validate, test or predict (not fit).")
         att = cfg.get("attention")
         depth = cls.vit_depth(model_cfg)
         if att is not None and depth is not None:
