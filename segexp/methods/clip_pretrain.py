@@ -82,12 +82,21 @@ class CLIPPretrainModule(SegexpModule):
             img = F.normalize(self.model.encode_image(batch["image"]), dim=-1)
             self._val.setdefault(1, []).append((img, dominant_class(batch["mask"]).to(img.device)))
 
+    def test_step(self, batch, batch_idx, dataloader_idx: int = 0):
+        self.validation_step(batch, batch_idx, dataloader_idx)
+
     def on_validation_epoch_end(self):
+        self._finish_eval("val")
+
+    def on_test_epoch_end(self):
+        self._finish_eval("test")
+
+    def _finish_eval(self, stage: str):
         if 0 in self._val:
             img = torch.cat([a for a, _ in self._val[0]])
             txt = torch.cat([b for _, b in self._val[0]])
             i2t, t2i = recall_at_1(img @ txt.t())
-            self.log_dict({"val/r1_i2t": i2t, "val/r1_t2i": t2i, "val/r1": (i2t + t2i) / 2})
+            self.log_dict({f"{stage}/r1_i2t": i2t, f"{stage}/r1_t2i": t2i, f"{stage}/r1": (i2t + t2i) / 2})
         if 1 in self._val:
             img = torch.cat([a for a, _ in self._val[1]])
             labels = torch.cat([b for _, b in self._val[1]])
@@ -98,7 +107,7 @@ class CLIPPretrainModule(SegexpModule):
                 classes = text_features(self.model, self.tokenizer, names, templates).to(img.device)
                 self.model.train(was)
                 acc = float(((img @ classes.t()).argmax(1) + 1 == labels).float().mean())
-                self.log(f"val/zeroshot_acc_{tag}", acc)
+                self.log(f"{stage}/zeroshot_acc_{tag}", acc)
         self._val = {}
 
     def configure_optimizers(self):

@@ -11,7 +11,8 @@ from tests.conftest import TINY, run_dirs
 
 def test_short_pretraining_exports_open_clip_weights_that_naclip_loads(cli, tmp_path):
     export = tmp_path / "tiny" / "segexp-tinyclip.safetensors"
-    r = cli(["model=clip_pretrain", "trainer.max_epochs=1", f"model.export_path={export}", *TINY["clip_pretrain"]])
+    r = cli(["model=clip_pretrain", "trainer.max_epochs=1", "trainer.log_every_n_steps=1", f"model.export_path={export}",
+             *TINY["clip_pretrain"]])
     assert r.returncode == 0, r.stderr[-3000:]
     (d,) = run_dirs(tmp_path)
     header = open(d / "metrics.csv").readline()
