@@ -1,6 +1,4 @@
 """Every group option composes with every model; bad overrides fail early with one clear paragraph."""
-from pathlib import Path
-
 import pytest
 from omegaconf import OmegaConf
 

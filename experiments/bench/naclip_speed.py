@@ -55,7 +55,7 @@ def child(path: str) -> None:
         times = []
         for _ in range(REPEATS):
             t = time.perf_counter()
-            out = run()
+            run()
             times.append(time.perf_counter() - t)
     flops = 0
     if path == "segexp":

@@ -46,7 +46,7 @@ class AlphaClipAlignModule(SegexpModule):
 
     # ----------------------------------------------------------------- teacher (+ cache)
     def setup(self, stage: str) -> None:
-        if not (self.teacher.cache and self.loss.needs_teacher):
+        if self.teacher_cache is not None or not (self.teacher.cache and self.loss.needs_teacher):
             return
         dm = getattr(self.trainer, "datamodule", None)
         deterministic = getattr(dm, "deterministic_transforms", True)

@@ -1,7 +1,6 @@
 """What every segexp LightningModule shares: hparams hygiene, attention install, optimiser groups, config checks."""
 from __future__ import annotations
 
-import logging
 from typing import Any, Mapping
 
 import lightning as L
@@ -9,8 +8,6 @@ import torch
 
 from segexp.attention import AttentionSpec, install
 from segexp.errors import ConfigError
-
-log = logging.getLogger(__name__)
 
 
 class SegexpModule(L.LightningModule):
@@ -52,10 +49,6 @@ class SegexpModule(L.LightningModule):
     def setup_attention(self, vit: torch.nn.Module, attention: AttentionSpec | None) -> None:
         if attention is not None:
             self.attention_report = install(vit, attention)
-
-    def on_fit_start(self) -> None:
-        for line in self.attention_report:
-            log.info("modified attention: %s", line)
 
     def log_dict_prefixed(self, prefix: str, values: Mapping[str, torch.Tensor], **kw) -> None:
         batch_size = kw.pop("batch_size", None)
