@@ -235,3 +235,50 @@ def resolve(pretrained, model_name: str, *, override: str = "model.pretrained", 
         except Exception:
             pass
     raise WeightsNotFoundError(_download_instruction(model_name, tag), tag, override)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# timm backbones
+# ----------------------------------------------------------------------------------------------------------
+def _timm_hub_id(model_name: str) -> str:
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(model_name)
+    if cfg is None:
+        raise WeightsNotFoundError(f"`{{key}}`: timm has no pretrained config for '{model_name}'.", model_name)
+    return cfg.hf_hub_id or f"timm/{model_name}"
+
+
+def resolve_timm(model_name: str, pretrained, *, override: str = "model.student.pretrained") -> Path | None:
+    """A timm backbone's `pretrained` value → a local weight file (None: random init).
+
+    `true` means timm's default tag for `model_name`, looked up in segexp's weights folder and the HF cache
+    only (never downloaded here); a string is a file path.
+    """
+    if pretrained is False or is_random(pretrained) or str(pretrained).lower() == "false":
+        return None
+    if pretrained is True or str(pretrained).lower() == "true":
+        hub = _timm_hub_id(model_name)
+        candidates = [weights_dir() / f"timm-{model_name}.safetensors", weights_dir() / f"timm-{model_name}.pth"]
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            for fname in ("model.safetensors", "pytorch_model.bin"):
+                hit = try_to_load_from_cache(repo_id=hub, filename=fname)
+                if isinstance(hit, str):
+                    candidates.append(Path(hit))
+        except Exception:  # best-effort cache lookup, never the network
+            pass
+        hit = next((p for p in candidates if p.is_file()), None)
+        if hit is not None:
+            return hit
+        raise WeightsNotFoundError(
+            f"timm weights for '{model_name}' are not available offline. Download "
+            f"https://huggingface.co/{hub} (model.safetensors) and save it as {candidates[0]}, or point at the file "
+            f"with `{{key}}=/path/to/model.safetensors`. Pass `{{key}}=false` for a randomly initialised student.",
+            model_name, override)
+    p = Path(str(pretrained)).expanduser()
+    if p.is_file():
+        return p
+    raise WeightsNotFoundError(f"`{{key}}={pretrained}`: no such file. Put the timm weights there or fix the path.",
+                               pretrained, override)

@@ -26,6 +26,9 @@ TINY = {
     "naclip": ["model.segmenter.clip_name=segexp-ViT-T-16", "data.splits.test.size=2", "data.splits.val.size=2"],
     "sam3": ["model.segmenter.image_size=112", "data.splits.train.size=2", "data.splits.val.size=2",
              "data.splits.test.size=2"],
+    "distill": ["model.student.backbone=mobilenetv3_small_050", "model.teacher.clip_name=segexp-ViT-T-16",
+                "data.dataset.image_size=112", "data.dataset.class_by=colour", "data.splits.train.size=64",
+                "data.splits.val.size=16", "data.splits.test.size=16", "callbacks.early_stopping.patience=10"],
     "clip_pretrain": ["data.splits.train.size=16", "data.splits.val.size=8", "data.splits.zeroshot.size=8",
                       "data.splits.test.size=8", "data.batch_size=8", "data.eval_batch_size=8"],
 }

@@ -51,6 +51,7 @@ class DataModule(L.LightningDataModule):
         shuffle: bool = True,
         layout: str | None = None,
         val_splits: Sequence[str] = ("val",),
+        train_view: Callable[[Dataset], Dataset] | None = None,
     ):
         super().__init__()
         if view not in VIEWS:
@@ -63,6 +64,7 @@ class DataModule(L.LightningDataModule):
         self.eval_settings = dict(eval_settings or {})
         self.val_splits = list(val_splits)  # several: val_dataloader returns one loader per split
         self.layout = layout  # the files a real dataset expects under `root` (for error messages and docs)
+        self.train_view = train_view  # e.g. a partial SegTrainView: random rescale / crop / flip for `train`
         self._datasets: dict[str, Dataset] = {}
 
     @classmethod
@@ -86,7 +88,15 @@ class DataModule(L.LightningDataModule):
     @property
     def deterministic_transforms(self) -> bool:
         """True when a sample's tensors depend on its index only (teacher caches are then valid)."""
-        return True
+        if "train" not in self.splits:
+            return True
+        return bool(getattr(self.dataset("train"), "cacheable", True))
+
+    def cache_items(self, split: str = "train"):
+        """Every version of every sample of `split` a cacheable teacher must see (flipped copies included)."""
+        ds = self.dataset(split)
+        for i in range(len(ds)):
+            yield from (ds.variants(i) if hasattr(ds, "variants") else [ds[i]])
 
     # ------------------------------------------------------------------ datasets
     def dataset(self, split: str) -> Dataset:
@@ -99,6 +109,8 @@ class DataModule(L.LightningDataModule):
             ds = self.dataset_fn(**kwargs)
             if self.view == "regions":
                 ds = RegionView(ds, self.alpha_prompt, self.seed)
+            if split == "train" and self.train_view is not None:
+                ds = self.train_view(ds)
             self._datasets[split] = ds
         return self._datasets[split]
 

@@ -17,18 +17,24 @@ class FolderSegDataset(SegDataset):
     Ids come from `split_file` (one per line) or from a recursive listing of `img_dir`. The image is resized
     so its short side is `short_side` (long side at most `max_long`, bilinear); the label stays at the
     original size, where predictions are evaluated. `reduce_zero_label` maps 0 → 255 and c → c-1 (mmseg).
+    `split_file` and `ann_dir` may be lists of equal length (VOC trainaug: train.txt with SegmentationClass plus
+    aug.txt with SegmentationClassAug); `limit` keeps the first N ids (toy subsets).
     """
 
     requires_root = True
     layout = "ROOT/<img_dir>/<id><img_suffix> and ROOT/<ann_dir>/<id><seg_suffix> (mmseg-prepared)"
 
-    def __init__(self, root: str, img_dir: str = ".", ann_dir: str | None = None, img_suffix: str = ".jpg",
-                 seg_suffix: str = ".png", split_file: str | None = None, reduce_zero_label: bool = False,
+    def __init__(self, root: str, img_dir: str = ".", ann_dir: str | list[str] | None = None, img_suffix: str = ".jpg",
+                 seg_suffix: str = ".png", split_file: str | list[str] | None = None, reduce_zero_label: bool = False,
                  short_side: int | None = 336, max_long: int = 2048, name: str = "folder", split: str = "val",
-                 mean=CLIP_MEAN, std=CLIP_STD, class_names: list[str] | None = None):
+                 mean=CLIP_MEAN, std=CLIP_STD, class_names: list[str] | None = None, limit: int | None = None):
         self.root = Path(root).expanduser()
         self.img_dir = self.root / img_dir
-        self.ann_dir = self.root / ann_dir if ann_dir else None
+        ann_dirs = [ann_dir] if isinstance(ann_dir, str) or ann_dir is None else list(ann_dir)
+        split_files = [split_file] if isinstance(split_file, str) or split_file is None else list(split_file)
+        if len(ann_dirs) != len(split_files):
+            raise ValueError(f"{name}: ann_dir and split_file lists differ in length ({ann_dirs} vs {split_files})")
+        self.ann_dir = self.root / ann_dirs[0] if ann_dirs[0] else None
         self.img_suffix, self.seg_suffix = img_suffix, seg_suffix
         self.reduce_zero_label = reduce_zero_label
         self.short_side, self.max_long = short_side, max_long
@@ -36,22 +42,29 @@ class FolderSegDataset(SegDataset):
         self.class_names = list(class_names or [])
         if not self.img_dir.is_dir():
             raise FileNotFoundError(f"{name}: image folder not found: {self.img_dir}")
-        if split_file:
-            ids = [line.strip() for line in (self.root / split_file).read_text().splitlines() if line.strip()]
-        else:
-            ids = sorted(str(p.relative_to(self.img_dir))[: -len(img_suffix)] for p in self.img_dir.rglob(f"*{img_suffix}"))
+        ids, self.ann_dirs = [], []
+        for adir, sfile in zip(ann_dirs, split_files):
+            if sfile:
+                part = [line.strip() for line in (self.root / sfile).read_text().splitlines() if line.strip()]
+            else:
+                part = sorted(str(p.relative_to(self.img_dir))[: -len(img_suffix)] for p in self.img_dir.rglob(f"*{img_suffix}"))
+            ids += part
+            self.ann_dirs += [self.root / adir if adir else None] * len(part)
+        if limit:
+            ids, self.ann_dirs = ids[: int(limit)], self.ann_dirs[: int(limit)]
         if not ids:
             raise FileNotFoundError(f"{name}: no '*{img_suffix}' images under {self.img_dir}")
         self.ids = ids
 
     def fingerprint(self) -> str:
-        return f"{self.name}-{self.split}-{self.short_side}"
+        return f"{self.name}-{self.split}-{self.short_side}-n{len(self.ids)}-z{int(self.reduce_zero_label)}"
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def label_path(self, i: int) -> Path | None:
-        return self.ann_dir / f"{self.ids[i]}{self.seg_suffix}" if self.ann_dir else None
+        adir = self.ann_dirs[i]
+        return adir / f"{self.ids[i]}{self.seg_suffix}" if adir else None
 
     def __getitem__(self, index: int) -> dict:
         path = self.img_dir / f"{self.ids[index]}{self.img_suffix}"

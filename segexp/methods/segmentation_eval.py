@@ -14,8 +14,10 @@ log = logging.getLogger(__name__)
 class SemanticEvalMixin:
     """Needs `self.class_names`; call `setup_eval(num_classes)` then `update_eval(stage, pred, mask)`."""
 
-    def setup_eval(self, num_classes: int) -> None:
+    def setup_eval(self, num_classes: int, subsets: dict[str, list[int]] | None = None) -> None:
+        """`subsets` (e.g. {"seen": [...], "unseen": [...]}) adds mIoU(subset) and, for seen/unseen, hIoU."""
         self.iou = torch.nn.ModuleDict({s: per_class_iou_metric(num_classes) for s in ("val", "test")})
+        self.eval_subsets = dict(subsets or {})
 
     def update_eval(self, stage: str, pred: torch.Tensor, mask: torch.Tensor) -> None:
         """pred, mask: [h,w] (or [B,h,w]) at the original resolution."""
@@ -23,9 +25,12 @@ class SemanticEvalMixin:
 
     def finish_eval(self, stage: str) -> float:
         metric = self.iou[stage]
-        miou, rows = summarise(metric.compute(), self.class_names)
+        per_class = metric.compute()
+        miou, rows = summarise(per_class, self.class_names)
         metric.reset()
         self.log(f"{stage}/miou", miou * 100.0, prog_bar=True, sync_dist=False)
+        for name, value in subset_scores(per_class, getattr(self, "eval_subsets", {})).items():
+            self.log(f"{stage}/{name}", value * 100.0, sync_dist=False)
         out_dir = Path(self.trainer.default_root_dir)
         write_table(rows, out_dir / f"{stage}_per_class_iou.csv", miou)
         for lg in self.trainer.loggers:
@@ -33,3 +38,15 @@ class SemanticEvalMixin:
                 lg.log_table(key=f"{stage}/per_class_iou", columns=["class", "iou"], data=rows)
         log.info("%s mIoU %.2f over %d classes (table: %s)", stage, miou * 100, len(rows), out_dir / f"{stage}_per_class_iou.csv")
         return miou
+
+
+def subset_scores(per_class: torch.Tensor, subsets: dict[str, list[int]]) -> dict[str, float]:
+    """mIoU over each class subset (NaN classes left out); hIoU = 2·S·U/(S+U) when `seen` and `unseen` are given."""
+    out = {}
+    for name, ids in subsets.items():
+        vals = per_class.detach().float().cpu()[list(ids)]
+        out[f"miou_{name}"] = float(torch.nanmean(vals)) if torch.isfinite(vals).any() else float("nan")
+    if "miou_seen" in out and "miou_unseen" in out:
+        s, u = out["miou_seen"], out["miou_unseen"]
+        out["hiou"] = 2 * s * u / (s + u) if s + u > 0 else 0.0
+    return out

@@ -12,3 +12,7 @@ __all__ = [
     "AlignHead", "AlphaCLIPVisual", "NACLIPSegmenter", "PAMR", "Sam3Segmenter", "RegionAlignNet", "SegHead", "UNINEXTViT", "clip_vision_dims", "create_clip",
     "dense_features", "load_clip_into_uninext", "region_pool", "register_model_configs", "text_features",
 ]
+from segexp.models.clip_teacher import CLIPTeacher  # noqa: E402
+from segexp.models.seg_student import SegStudent  # noqa: E402
+
+__all__ += ["CLIPTeacher", "SegStudent"]

@@ -1,0 +1,78 @@
+"""DistillModule end to end on synthetic shapes: training beats the untrained student, the teacher cache is reused,
+palette PNGs at original size from `stage=predict`, the zero-shot split's metrics and its config check."""
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import TINY, run_cli, run_dirs
+from tests.data.fixtures import write_tree
+
+ARGS = ["model=distill", "data=synthetic_shapes", *TINY["distill"]]
+MODEL_ONLY = ["model=distill", *[a for a in TINY["distill"] if a.startswith("model.")]]
+
+
+def _test_miou(result) -> float:
+    m = re.findall(r"test/miou = ([0-9.]+)", result.stdout + result.stderr)
+    assert m, (result.stdout + result.stderr)[-3000:]
+    return float(m[-1])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("distill")
+    r = run_cli([*ARGS, "trainer.max_epochs=6"], tmp)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (run,) = run_dirs(tmp)
+    return tmp, run, r
+
+
+def test_training_doubles_the_untrained_miou(trained, tmp_path):
+    _, _, r = trained
+    untrained = run_cli([*ARGS, "stage=test"], tmp_path)
+    assert untrained.returncode == 0, untrained.stderr[-3000:]
+    before, after = _test_miou(untrained), _test_miou(r)
+    assert after >= 2 * before, (before, after)
+    assert after > 20.0
+
+
+def test_teacher_cache_is_built_once_and_reused(trained):
+    tmp, _, first = trained
+    assert "teacher cache: 128 entries" in first.stdout + first.stderr  # 64 images x (CLS, dense tokens)
+    again = run_cli([*ARGS, "trainer.max_epochs=1"], tmp)
+    assert again.returncode == 0, again.stderr[-3000:]
+    out = again.stdout + again.stderr
+    assert "feature cache: 128 entries from" in out and "teacher cache: 128 entries" not in out
+
+
+def test_predict_writes_palette_pngs_at_original_size(trained, tmp_path):
+    _, run, _ = trained
+    root = tmp_path / "VOC2012"
+    labels = write_tree(root, "voc21", 21)
+    r = run_cli([*MODEL_ONLY, "stage=predict", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}", "data=folder",
+                 f"data.root={root / 'JPEGImages'}", "data.num_workers=0"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = run_dirs(tmp_path)
+    pngs = sorted((d / "predictions").glob("*.png"))
+    assert len(pngs) == len(labels)
+    for png, lab in zip(pngs, labels):
+        im = Image.open(png)
+        assert im.mode == "P" and im.size == (lab.shape[1], lab.shape[0])
+        assert np.asarray(im).max() < 7  # the checkpoint's 7 classes (background + 6 colours)
+    assert len(list((d / "predictions").glob("*_overlay.jpg"))) == len(labels)
+
+
+def test_zero_shot_split_reports_seen_unseen_and_hiou(tmp_path):
+    r = run_cli([*ARGS, "model.classifier=text", "model.unseen_classes=[red object,blue object]", "loss.local=masked_image",
+                 "trainer.max_epochs=1", "data.splits.train.size=8"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = run_dirs(tmp_path)
+    header = (d / "metrics.csv").read_text().splitlines()[0]
+    for key in ("test/miou_seen", "test/miou_unseen", "test/hiou", "train/loss_l_epoch", "train/loss_g_epoch"):
+        assert key in header, header
+
+
+def test_zero_shot_with_the_seg_head_is_a_config_error(tmp_path):
+    r = run_cli([*ARGS, "model.unseen_classes=[red object]"], tmp_path)
+    assert r.returncode == 2 and "needs model.classifier=text" in r.stderr and "Traceback" not in r.stderr
