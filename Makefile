@@ -30,6 +30,7 @@ bench: $(STAMP)  ## speed / memory benchmarks; tables are written under experime
 	$(PY) experiments/bench/teacher_cache.py
 	$(PY) experiments/bench/naclip_speed.py
 	$(PY) experiments/bench/sam3_backbone.py
+	$(PY) experiments/bench/distill_cache.py
 
 clean-outputs:  ## remove run directories
 	rm -rf outputs/20* outputs/multirun

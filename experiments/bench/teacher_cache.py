@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import lightning as L
@@ -14,27 +13,9 @@ import torch
 from hydra.utils import instantiate
 
 from segexp.config import compose_config
+from timing import Timer
 
 OUT = Path(__file__).with_name("teacher_cache.md")
-
-
-class Timer(L.Callback):
-    def __init__(self):
-        self.epoch_times, self.step_times = [], []
-
-    def on_train_epoch_start(self, trainer, module):
-        self.t_epoch = time.perf_counter()
-        self.steps = []
-
-    def on_train_batch_start(self, *a):
-        self.t_step = time.perf_counter()
-
-    def on_train_batch_end(self, *a):
-        self.steps.append(time.perf_counter() - self.t_step)
-
-    def on_train_epoch_end(self, trainer, module):
-        self.epoch_times.append(time.perf_counter() - self.t_epoch)
-        self.step_times.append(sum(self.steps) / len(self.steps))
 
 
 def measure(clip_name: str, regions_scenes: int, cache: bool, workdir: Path) -> Timer:

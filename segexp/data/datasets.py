@@ -120,6 +120,14 @@ class SyntheticPersons(Dataset):
     def __len__(self) -> int:
         return len(self.pids) * self.k
 
+    def all_texts(self) -> list[str]:
+        """Every caption, identity text and clothing text of the split (to train a tokenizer)."""
+        out = []
+        for index in range(len(self)):
+            id_text, cloth_text = self.gen.texts(self.seed, self.pids[index // self.k], self.offset + index % self.k)
+            out += [f"{id_text}, {cloth_text}", id_text, cloth_text]
+        return out
+
     def __getitem__(self, index: int) -> dict:
         pid = self.pids[index // self.k]
         r = self.gen.render(self.seed, pid, self.offset + index % self.k)

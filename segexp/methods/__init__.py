@@ -5,6 +5,7 @@ from segexp.methods.base import ConfigError, SegexpModule
 from segexp.methods.distill import DistillModule
 from segexp.methods.naclip import NAClipModule
 from segexp.methods.open_vocab import OpenVocabSegModule
+from segexp.methods.reid import ReIDModule
 from segexp.methods.sam3 import Sam3Module
 
-__all__ = ["AlphaClipAlignModule", "CLIPPretrainModule", "ConfigError", "DistillModule", "NAClipModule", "OpenVocabSegModule", "Sam3Module", "SegexpModule"]
+__all__ = ["AlphaClipAlignModule", "CLIPPretrainModule", "ConfigError", "DistillModule", "NAClipModule", "OpenVocabSegModule", "ReIDModule", "Sam3Module", "SegexpModule"]

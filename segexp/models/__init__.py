@@ -16,3 +16,7 @@ from segexp.models.clip_teacher import CLIPTeacher  # noqa: E402
 from segexp.models.seg_student import SegStudent  # noqa: E402
 
 __all__ += ["CLIPTeacher", "SegStudent"]
+from segexp.models.reid_encoders import BertTextEncoder, CLIPImageEncoder, CLIPTextEncoder, TimmViTEncoder  # noqa: E402
+from segexp.models.t2i_reid import GradientReversal, T2IReIDModel  # noqa: E402
+
+__all__ += ["BertTextEncoder", "CLIPImageEncoder", "CLIPTextEncoder", "GradientReversal", "T2IReIDModel", "TimmViTEncoder"]

@@ -29,3 +29,17 @@ class LayerNorm2d(nn.Module):
 
 
 ACTIVATIONS = {"quick_gelu": QuickGELU, "gelu": nn.GELU}
+
+
+class Renormalise(nn.Module):
+    """Map images normalised with one mean/std (the data's, CLIP's for segexp datasets) to another (a timm
+    backbone's `pretrained_cfg`): x' = (x·std_in + mean_in − mean_out)/std_out, one affine map per channel."""
+
+    def __init__(self, mean_in, std_in, mean_out, std_out):
+        super().__init__()
+        mi, si, mo, so = (torch.tensor(v, dtype=torch.float32).view(1, 3, 1, 1) for v in (mean_in, std_in, mean_out, std_out))
+        self.register_buffer("scale", si / so, persistent=False)
+        self.register_buffer("shift", (mi - mo) / so, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift

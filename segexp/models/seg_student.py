@@ -19,6 +19,7 @@ from torch import nn
 
 from segexp import weights
 from segexp.data.transforms import CLIP_MEAN, CLIP_STD
+from segexp.models.layers import Renormalise
 
 
 def conv_bn_relu(cin: int, cout: int, k: int = 1) -> nn.Sequential:
@@ -52,12 +53,8 @@ class SegStudent(nn.Module):
         self.low_idx = min(range(len(reds)), key=lambda i: reds[i])
         if self.low_idx in self.high_idx:
             raise ValueError(f"{backbone}: out_indices {tuple(out_indices)} give no map finer than stride {self.stride}")
-        # x_student = (x_data·std_d + mean_d − mean_s) / std_s, folded into one affine map per channel
         cfg = self.backbone.pretrained_cfg
-        mean_s, std_s = torch.tensor(cfg.get("mean", CLIP_MEAN)), torch.tensor(cfg.get("std", CLIP_STD))
-        mean_d, std_d = torch.tensor(input_mean), torch.tensor(input_std)
-        self.register_buffer("in_scale", (std_d / std_s).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("in_shift", ((mean_d - mean_s) / std_s).view(1, 3, 1, 1), persistent=False)
+        self.renorm = Renormalise(input_mean, input_std, cfg.get("mean", CLIP_MEAN), cfg.get("std", CLIP_STD))
 
         high_c = sum(chans[i] for i in self.high_idx)
         self.proj = nn.Sequential(conv_bn_relu(high_c, embed_dim), nn.Conv2d(embed_dim, embed_dim, 1))
@@ -77,7 +74,7 @@ class SegStudent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """x [B,3,H,W] → {"proj": F_proj [B,E,h,w], "logits": [B,K,H,W]}."""
-        feats = self.backbone(x * self.in_scale + self.in_shift)
+        feats = self.backbone(self.renorm(x))
         high = torch.cat([feats[i] for i in self.high_idx], dim=1)  # [B, ΣC, H/16, W/16]
         f_proj = self.proj(high)  # [B, E, h, w]
         low = self.low(feats[self.low_idx])  # [B, 48, H/8, W/8]

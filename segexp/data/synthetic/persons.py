@@ -82,6 +82,11 @@ class PersonsGenerator:
         img[sel] = alt
         return img
 
+    def texts(self, seed: int, pid: int, index: int) -> tuple[str, str]:
+        """(identity text, clothing text) of `render(seed, pid, index)` without drawing the image."""
+        cloth = self.clothing(np.random.default_rng([seed, 11, pid, index]))
+        return self.id_text(self.identity(seed, pid)), self.cloth_text(cloth)
+
     def render(self, seed: int, pid: int, index: int) -> dict:
         ident = self.identity(seed, pid)
         rng = np.random.default_rng([seed, 11, pid, index])
