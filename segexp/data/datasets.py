@@ -103,8 +103,11 @@ class SyntheticPersons(Dataset):
     name = "synthetic_persons"
 
     def __init__(self, split: str = "train", num_train_ids: int = 64, num_test_ids: int = 32, images_per_id: int = 4,
-                 seed: int = 0, image_size=(128, 64), mean=CLIP_MEAN, std=CLIP_STD):
+                 seed: int = 0, image_size=(128, 64), mean=CLIP_MEAN, std=CLIP_STD, cache_images: int = 4096):
         self.split, self.seed, self.k = split, int(seed), int(images_per_id)
+        # rendering costs ~10 ms an image: keep recent renders (24 KB each at 128x64) for the next epochs
+        self._renders: OrderedDict[int, dict] = OrderedDict()
+        self.cache_size = int(cache_images)
         first = 0 if split == "train" else num_train_ids
         n = num_train_ids if split == "train" else num_test_ids
         self.pids = list(range(first, first + n))
@@ -130,7 +133,15 @@ class SyntheticPersons(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         pid = self.pids[index // self.k]
-        r = self.gen.render(self.seed, pid, self.offset + index % self.k)
+        r = self._renders.get(index)
+        if r is None:
+            r = self.gen.render(self.seed, pid, self.offset + index % self.k)
+            if self.cache_size > 0:
+                self._renders[index] = r
+                if len(self._renders) > self.cache_size:
+                    self._renders.popitem(last=False)
+        else:
+            self._renders.move_to_end(index)
         return {"image": to_tensor_image(r["image"], self.mean, self.std), "pid": pid,
                 "label": index // self.k,  # contiguous identity label within the split
                 "id_text": r["id_text"], "cloth_text": r["cloth_text"], "caption": f"{r['id_text']}, {r['cloth_text']}",

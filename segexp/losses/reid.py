@@ -83,7 +83,7 @@ def nhsic(x: torch.Tensor, y: torch.Tensor, kernel: str = "linear") -> torch.Ten
 
 
 class ReIDLoss(nn.Module):
-    def __init__(self, info_nce: float = 1.0, sdm: float = 1.0, cls: float = 1.0, bio: float = 0.5, cloth: float = 0.5,
+    def __init__(self, info_nce: float = 1.0, sdm: float = 0.0, cls: float = 1.0, bio: float = 0.5, cloth: float = 0.5,
                  cloth_adv: float = 0.1, cloth_match: float = 0.5, decouple: float = 0.1, fused: float = 0.5,
                  temperature: float = 0.07, max_scale: float = 100.0, sdm_scale: float = 50.0, hsic_kernel: str = "linear"):
         super().__init__()

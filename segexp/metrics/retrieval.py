@@ -91,16 +91,19 @@ class RetrievalMetric(Metric):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
     def update_queries(self, emb: torch.Tensor, ids: torch.Tensor) -> None:
-        self.q.append(emb.detach().float())
-        self.qid.append(ids.detach().long())
+        self.update(queries=emb, query_ids=ids)
 
     def update_gallery(self, emb: torch.Tensor, ids: torch.Tensor) -> None:
-        self.g.append(emb.detach().float())
-        self.gid.append(ids.detach().long())
+        self.update(gallery=emb, gallery_ids=ids)
 
-    def update(self, queries: torch.Tensor, query_ids: torch.Tensor, gallery: torch.Tensor, gallery_ids: torch.Tensor) -> None:
-        self.update_queries(queries, query_ids)
-        self.update_gallery(gallery, gallery_ids)
+    def update(self, queries: torch.Tensor | None = None, query_ids: torch.Tensor | None = None,
+               gallery: torch.Tensor | None = None, gallery_ids: torch.Tensor | None = None) -> None:
+        if queries is not None:
+            self.q.append(queries.detach().float())
+            self.qid.append(query_ids.detach().long())
+        if gallery is not None:
+            self.g.append(gallery.detach().float())
+            self.gid.append(gallery_ids.detach().long())
 
     def compute(self) -> dict[str, float]:
         from torchmetrics.utilities import dim_zero_cat
