@@ -31,6 +31,7 @@ bench: $(STAMP)  ## speed / memory benchmarks; tables are written under experime
 	$(PY) experiments/bench/naclip_speed.py
 	$(PY) experiments/bench/sam3_backbone.py
 	$(PY) experiments/bench/distill_cache.py
+	$(PY) experiments/bench/reid_eval.py
 
 clean-outputs:  ## remove run directories
 	rm -rf outputs/20* outputs/multirun

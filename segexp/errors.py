@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
     """A configuration mistake, found before anything is built."""
+
+
+class NonFiniteLossError(RuntimeError):
+    """Training produced a NaN / inf loss; the run stops and its last good checkpoint is kept."""

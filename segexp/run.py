@@ -13,7 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 import segexp.config  # noqa: F401  (registers the config schemas before Hydra composes)
-from segexp.errors import ConfigError
+from segexp.errors import ConfigError, NonFiniteLossError
 
 log = logging.getLogger("segexp")
 
@@ -64,7 +64,7 @@ def execute(cfg: DictConfig) -> float | None:
     stage = cfg.get("stage")
     if stage is None and getattr(model, "training_free", False):
         stage = "test"
-    ckpt = cfg.get("ckpt_path")
+    ckpt = resolve_checkpoint(cfg, output_dir, model)
     if stage in (None, "fit"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
@@ -83,6 +83,35 @@ def execute(cfg: DictConfig) -> float | None:
     monitor = cfg.get("monitor")
     test_key = monitor.replace("val/", "test/", 1) if monitor else None
     return metrics.get(monitor, metrics.get(test_key)) if monitor else None
+
+
+def resolve_checkpoint(cfg: DictConfig, output_dir: Path, model) -> str | None:
+    """`ckpt_path` (or `resume=true`, i.e. `ckpt_path=last`) → a checkpoint file, refused if another method wrote it."""
+    ckpt = cfg.get("ckpt_path")
+    if cfg.get("resume") and not ckpt:
+        ckpt = "last"
+    if ckpt == "last":
+        last = output_dir / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise ConfigError(f"resume: no checkpoints/last.ckpt in the run dir {output_dir}. Resume in the run's own "
+                              f"directory: the same SEGEXP_RUN_ID, or hydra.run.dir=<run dir> (or pass ckpt_path=<file>).")
+        ckpt = str(last)
+    if ckpt is None:
+        return None
+    if not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt}: no such file.")
+    import torch
+
+    try:
+        meta = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("segexp") or {}
+    except Exception as e:  # not a checkpoint, truncated, or pickled objects
+        raise ConfigError(f"ckpt_path={ckpt} cannot be read as a weights-only checkpoint ({type(e).__name__}); "
+                          f"segexp never unpickles code.") from None
+    method = f"{type(model).__module__}.{type(model).__qualname__}"
+    if meta.get("method") and meta["method"] != method:
+        raise ConfigError(f"ckpt_path={ckpt} was written by {meta['method'].rsplit('.', 1)[-1]}, but this run builds "
+                          f"{method.rsplit('.', 1)[-1]}: pick the matching model= option.")
+    return ckpt
 
 
 def _finish_wandb() -> None:
@@ -124,7 +153,7 @@ def _known_error(exc: BaseException):
 
     seen = 0
     while exc is not None and seen < 10:
-        if isinstance(exc, (ConfigError, WeightsNotFoundError, DataError)):
+        if isinstance(exc, (ConfigError, WeightsNotFoundError, DataError, NonFiniteLossError)):
             return exc
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return None
@@ -151,6 +180,8 @@ def run(cfg: DictConfig) -> float | None:
             _fail("missing weights", str(known), 3)
         if isinstance(known, DataError):
             _fail("data error", str(known), 4)
+        if isinstance(known, NonFiniteLossError):
+            _fail("training stopped", str(known), 5)
         raise
     finally:
         _finish_wandb()

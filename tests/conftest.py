@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -58,6 +59,28 @@ def run_cli(args: list[str], tmp_path: Path, timeout: int = 600, env: dict | Non
 def run_dirs(tmp_path: Path) -> list[Path]:
     """Run directories (those holding segexp's resolved config.yaml) written under tmp_path/outputs."""
     return sorted(p.parent for p in (tmp_path / "outputs").rglob("config.yaml") if p.parent.name != ".hydra")
+
+
+def logged_metric(result, key: str) -> float:
+    """The last `key = value` line segexp.run logged (its final metrics)."""
+    found = re.findall(rf"{re.escape(key)} = ([0-9.]+)", result.stdout + result.stderr)
+    assert found, (result.stdout + result.stderr)[-3000:]
+    return float(found[-1])
+
+
+def assert_palette_predictions(run_dir: Path, labels: list, num_classes: int) -> None:
+    """`stage=predict` wrote one VOC-palette index PNG per image at its original size, and its overlays."""
+    import numpy as np
+    from PIL import Image
+
+    pngs = sorted((run_dir / "predictions").glob("*.png"))
+    assert len(pngs) == len(labels)
+    for png, lab in zip(pngs, labels):
+        im = Image.open(png)
+        assert im.mode == "P" and im.size == (lab.shape[1], lab.shape[0])
+        assert im.getpalette()[3:6] == [128, 0, 0]  # VOC palette: class 1 is dark red
+        assert np.asarray(im).max() < num_classes
+    assert len(list((run_dir / "predictions").glob("*_overlay.jpg"))) == len(labels)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """Shared callbacks (Lightning's own for checkpointing, early stopping, LR and progress are used directly)."""
+from segexp.callbacks.finite_loss import FiniteLossGuard
 from segexp.callbacks.metrics_plot import MetricsPlot
 from segexp.callbacks.prediction_writer import SegPredictionWriter, save_palette_png
 from segexp.callbacks.visualiser import SegVisualiser, overlay, palette
 
-__all__ = ["MetricsPlot", "SegPredictionWriter", "SegVisualiser", "overlay", "palette", "save_palette_png"]
+__all__ = ["FiniteLossGuard", "MetricsPlot", "SegPredictionWriter", "SegVisualiser", "overlay", "palette", "save_palette_png"]

@@ -47,7 +47,6 @@ class ReIDModule(SegexpModule):
         self.grl_schedule, self.grl_gamma, self.grl_lambda = grl_schedule, float(grl_gamma), float(grl_lambda)
         self.tokenizer_dir = tokenizer_dir
         self.retrieval = torch.nn.ModuleDict({k: RetrievalMetric(chunk=eval_chunk) for k in ("t2i", "composed")})
-        self._tokenizer_json: str | None = None
 
     # ----------------------------------------------------------------- building from the data
     def setup(self, stage: str) -> None:
@@ -60,13 +59,8 @@ class ReIDModule(SegexpModule):
         train = dm.dataset("train")
         self.net = self.net_fn(num_classes=train.num_classes)
         text = self.net.text_encoder
-        if getattr(text, "needs_vocabulary", False):
-            if self._tokenizer_json is not None:  # restored from a checkpoint
-                from tokenizers import Tokenizer
-
-                text.set_wordpiece(Tokenizer.from_str(self._tokenizer_json))
-            else:
-                text.prepare(train.all_texts(), self.tokenizer_dir)
+        if getattr(text, "needs_vocabulary", False):  # a checkpoint's own vocabulary replaces it in on_load_checkpoint
+            text.prepare(train.all_texts(), self.tokenizer_dir)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         super().on_save_checkpoint(checkpoint)

@@ -1,22 +1,12 @@
 """DistillModule end to end on synthetic shapes: training beats the untrained student, the teacher cache is reused,
 palette PNGs at original size from `stage=predict`, the zero-shot split's metrics and its config check."""
-import re
-
-import numpy as np
 import pytest
-from PIL import Image
 
-from tests.conftest import TINY, run_cli, run_dirs
+from tests.conftest import TINY, assert_palette_predictions, logged_metric, run_cli, run_dirs
 from tests.data.fixtures import write_tree
 
 ARGS = ["model=distill", "data=synthetic_shapes", *TINY["distill"]]
 MODEL_ONLY = ["model=distill", *[a for a in TINY["distill"] if a.startswith("model.")]]
-
-
-def _test_miou(result) -> float:
-    m = re.findall(r"test/miou = ([0-9.]+)", result.stdout + result.stderr)
-    assert m, (result.stdout + result.stderr)[-3000:]
-    return float(m[-1])
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +22,7 @@ def test_training_doubles_the_untrained_miou(trained, tmp_path):
     _, _, r = trained
     untrained = run_cli([*ARGS, "stage=test"], tmp_path)
     assert untrained.returncode == 0, untrained.stderr[-3000:]
-    before, after = _test_miou(untrained), _test_miou(r)
+    before, after = logged_metric(untrained, "test/miou"), logged_metric(r, "test/miou")
     assert after >= 2 * before, (before, after)
     assert after > 20.0
 
@@ -54,13 +44,7 @@ def test_predict_writes_palette_pngs_at_original_size(trained, tmp_path):
                  f"data.root={root / 'JPEGImages'}", "data.num_workers=0"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     (d,) = run_dirs(tmp_path)
-    pngs = sorted((d / "predictions").glob("*.png"))
-    assert len(pngs) == len(labels)
-    for png, lab in zip(pngs, labels):
-        im = Image.open(png)
-        assert im.mode == "P" and im.size == (lab.shape[1], lab.shape[0])
-        assert np.asarray(im).max() < 7  # the checkpoint's 7 classes (background + 6 colours)
-    assert len(list((d / "predictions").glob("*_overlay.jpg"))) == len(labels)
+    assert_palette_predictions(d, labels, 7)  # the checkpoint's 7 classes (background + 6 colours)
 
 
 def test_zero_shot_split_reports_seen_unseen_and_hiou(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.conftest import run_dirs
+from tests.conftest import assert_palette_predictions, run_dirs
 from tests.data.fixtures import write_tree
 
 TINY = ["model.segmenter.clip_name=segexp-ViT-T-16"]
@@ -37,14 +37,7 @@ def test_predict_writes_palette_pngs_at_original_size(cli, tmp_path):
     r = cli(["model=naclip", "data=voc21", f"data.root={root}", "stage=predict", *TINY, "data.num_workers=0"])
     assert r.returncode == 0, r.stderr[-3000:]
     (d,) = run_dirs(tmp_path)
-    pngs = sorted((d / "predictions").glob("*.png"))
-    assert len(pngs) == len(labels)
-    for png, lab in zip(pngs, labels):
-        im = Image.open(png)
-        assert im.mode == "P" and im.size == (lab.shape[1], lab.shape[0])
-        assert im.getpalette()[3:6] == [128, 0, 0]  # VOC palette: class 1 is dark red
-        assert np.asarray(im).max() < 21
-    assert len(list((d / "predictions").glob("*_overlay.jpg"))) == len(labels)
+    assert_palette_predictions(d, labels, 21)
 
 
 def test_palette_png_round_trip(tmp_path):

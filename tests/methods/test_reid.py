@@ -1,21 +1,13 @@
 """ReIDModule: training beats chance, the sweep of the issue runs, a checkpoint carries its vocabulary, queries never
 see an image, and every trainable parameter (the loss's included) is optimised."""
-import re
-
 import pytest
 import torch
 from hydra.utils import instantiate
 
 from segexp.data import collate
-from tests.conftest import TINY, compose_cfg, run_cli, run_dirs
+from tests.conftest import TINY, compose_cfg, logged_metric, run_cli, run_dirs
 
 ARGS = ["model=t2i_reid", *TINY["t2i_reid"]]
-
-
-def _metric(result, key: str) -> float:
-    m = re.findall(rf"{re.escape(key)} = ([0-9.]+)", result.stdout + result.stderr)
-    assert m, (result.stdout + result.stderr)[-3000:]
-    return float(m[-1])
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +22,8 @@ def trained(tmp_path_factory):
 def test_r1_after_training_is_at_least_three_times_chance(trained):
     _, r = trained
     chance = 100.0 / 32  # 32 test identities, 4 images each: 4 relevant of 128 per query, R@1 chance = 1/32
-    assert _metric(r, "test/R1") >= 3 * chance
-    assert _metric(r, "test/composed_R1") >= 0  # composed retrieval is logged beside, not instead
+    assert logged_metric(r, "test/R1") >= 3 * chance
+    assert logged_metric(r, "test/composed_R1") >= 0  # composed retrieval is logged beside, not instead
 
 
 def test_checkpoint_carries_the_vocabulary(trained, tmp_path):
@@ -40,7 +32,7 @@ def test_checkpoint_carries_the_vocabulary(trained, tmp_path):
     assert again.returncode == 0, again.stderr[-3000:]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert "[CLS]" in ckpt["segexp"]["tokenizer"]
-    assert _metric(again, "test/mAP") > 0
+    assert logged_metric(again, "test/mAP") > 0
 
 
 def test_the_issue_sweep_runs_four_jobs(tmp_path):

@@ -1,0 +1,88 @@
+"""Never losing a run: resume in the same run dir, checkpoints of another method refused, non-finite losses
+stopped, truncated caches rebuilt, fuzzed overrides answered by a clean error."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from segexp.callbacks import FiniteLossGuard
+from segexp.errors import ConfigError, NonFiniteLossError
+from segexp.models.feature_cache import FeatureCache
+from tests.conftest import TINY, compose_cfg, run_dirs
+
+FAST = ["model=uninext", *TINY["uninext"], "callbacks.visualiser=null", "callbacks.metrics_plot=null"]
+
+
+def test_resume_continues_the_same_run_dir(cli, tmp_path):
+    env = {"SEGEXP_RUN_ID": "resumable"}
+    r = cli([*FAST, "stage=fit", "trainer.max_epochs=1"], env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (d,) = run_dirs(tmp_path)
+    first = torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert first > 0
+    again = cli([*FAST, "stage=fit", "trainer.max_epochs=2", "resume=true"], env=env)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert run_dirs(tmp_path) == [d]
+    out = again.stdout + again.stderr
+    assert "Restoring states from the checkpoint path" in out and "last.ckpt" in out
+    second = torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
+    assert second == 2 * first  # the second epoch ran on top of the first, not from scratch
+
+
+def test_resume_without_a_last_checkpoint_says_how(cli):
+    r = cli([*FAST, "resume=true"], env={"SEGEXP_RUN_ID": "fresh"}, timeout=300)
+    assert r.returncode == 2 and "SEGEXP_RUN_ID" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_checkpoint_of_another_method_is_refused(cli, tmp_path):
+    path = tmp_path / "reid.ckpt"
+    torch.save({"segexp": {"method": "segexp.methods.reid.ReIDModule"}, "state_dict": {}}, path)
+    r = cli([*FAST, "stage=test", f"ckpt_path={path}"], timeout=300)
+    assert r.returncode == 2 and "written by ReIDModule" in r.stderr and "AlphaClipAlignModule" in r.stderr
+
+
+def test_non_finite_loss_stops_with_the_last_good_checkpoint_named():
+    guard = FiniteLossGuard()
+    trainer = SimpleNamespace(global_step=7, current_epoch=1, checkpoint_callback=SimpleNamespace(last_model_path="/run/last.ckpt"))
+    guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(0.5)}, None, 3)  # finite: nothing happens
+    with pytest.raises(NonFiniteLossError, match=r"nan at step 7.*Last good checkpoint: /run/last.ckpt"):
+        guard.on_train_batch_end(trainer, None, {"loss": torch.tensor(float("nan"))}, None, 3)
+
+
+def test_truncated_cache_is_rebuilt_not_used(tmp_path):
+    path = tmp_path / "teacher.safetensors"
+    cache = FeatureCache(path, "fp1")
+    cache.put(["a", "b"], torch.randn(2, 8))
+    cache.flush()
+    assert len(FeatureCache(path, "fp1")) == 2
+    assert len(FeatureCache(path, "other-teacher")) == 0  # stale fingerprint
+    path.write_bytes(path.read_bytes()[:-20])  # a write cut short
+    rebuilt = FeatureCache(path, "fp1")
+    assert len(rebuilt) == 0
+    rebuilt.put(["a"], torch.ones(1, 8))
+    rebuilt.flush()
+    assert torch.equal(FeatureCache(path, "fp1").get(["a"]), torch.ones(1, 8))
+
+
+KEYS = ["attention.std", "attention.layers", "data.batch_size", "loss.align_weight", "model.optim.head_lr",
+        "trainer.max_epochs", "data.view", "attention.strategy", "seed"]
+VALUES = st.one_of(st.integers(-5, 50), st.floats(allow_nan=True, allow_infinity=True), st.sampled_from(
+    ["abc", "[1,2]", "[99]", "null", "neighbor", "''", "[", "{a: 1}", "-1e9", "true"]))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(key=st.sampled_from(KEYS), value=VALUES)
+def test_fuzzed_overrides_fail_cleanly(key, value, tmp_path):
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    from segexp.config import validate
+
+    try:
+        validate(compose_cfg([f"{key}={value}"], tmp_path))
+    except ConfigError as e:
+        assert str(e) and "Traceback" not in str(e)
+    except (HydraException, OmegaConfBaseException) as e:  # Hydra reports these in one message (no traceback)
+        assert str(e)
