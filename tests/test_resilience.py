@@ -72,7 +72,7 @@ VALUES = st.one_of(st.integers(-5, 50), st.floats(allow_nan=True, allow_infinity
     ["abc", "[1,2]", "[99]", "null", "neighbor", "''", "[", "{a: 1}", "-1e9", "true"]))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(KEYS), value=VALUES)
 def test_fuzzed_overrides_fail_cleanly(key, value, tmp_path):
     from hydra.errors import HydraException
