@@ -13,7 +13,7 @@ ARGS = ["model=t2i_reid", *TINY["t2i_reid"]]
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("reid")
-    r = run_cli([*ARGS, "trainer.max_epochs=20", "trainer.check_val_every_n_epoch=10"], tmp)
+    r = run_cli([*ARGS, "trainer.max_epochs=10", "trainer.check_val_every_n_epoch=10"], tmp)
     assert r.returncode == 0, r.stderr[-3000:]
     (run,) = run_dirs(tmp)
     return run, r
