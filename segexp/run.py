@@ -159,6 +159,35 @@ def _known_error(exc: BaseException):
     return None
 
 
+DDP_SPAWNING = ("ddp", "ddp_find_unused_parameters_true", "ddp_fork", "fsdp")
+
+
+def check_multirun_ddp(cfg: DictConfig) -> None:
+    """Refuse a Hydra multirun whose trainer would let Lightning re-launch the command for each rank.
+
+    Lightning's subprocess launcher re-executes argv: inside `-m` every child rank would run the whole sweep
+    again (and a sampling sweeper would hand each rank different hyper-parameters, with no error). Ranks created
+    outside (SLURM tasks via submitit, torchrun) are safe, and `ddp_spawn` starts ranks inside the job.
+    """
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    except ValueError:  # not under Hydra (notebooks, compose_config)
+        return
+    trainer = cfg.get("trainer") or {}
+    strategy = str(trainer.get("strategy", "auto"))
+    devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
+    many = (isinstance(devices, int) and devices > 1) or (isinstance(nodes, int) and nodes > 1) or devices in (-1, "auto")
+    external = any(v in os.environ for v in ("SLURM_NTASKS", "LOCAL_RANK", "TORCHELASTIC_RUN_ID"))
+    if multirun and many and strategy in DDP_SPAWNING and not external:
+        raise ConfigError(
+            f"trainer.strategy={strategy} with {devices} devices inside a Hydra multirun: Lightning would re-run the "
+            f"whole sweep in every rank. Use trainer.strategy=ddp_spawn for local sweeps, hydra/launcher=slurm_ddp "
+            f"(ranks created by SLURM) on a cluster, or run the jobs one by one without -m.")
+
+
 def run(cfg: DictConfig) -> float | None:
     from segexp.config import validate
     from segexp.data.datasets import DataError
@@ -166,6 +195,7 @@ def run(cfg: DictConfig) -> float | None:
 
     try:
         validate(cfg)
+        check_multirun_ddp(cfg)
     except ConfigError as e:
         _fail("config error", str(e), 2)
     try:

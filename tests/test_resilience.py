@@ -86,3 +86,19 @@ def test_fuzzed_overrides_fail_cleanly(key, value, tmp_path):
         assert str(e) and "Traceback" not in str(e)
     except (HydraException, OmegaConfBaseException) as e:  # Hydra reports these in one message (no traceback)
         assert str(e)
+
+
+def test_ddp_inside_a_multirun_is_refused(cli):
+    r = cli(["-m", "seed=0,1", "trainer=ddp_cpu", *FAST], timeout=300)
+    assert r.returncode == 2 and "re-run the whole sweep in every rank" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("launcher, needle", [("slurm_ddp", "SlurmLauncher"), ("submitit_slurm", "SlurmLauncher"),
+                                              ("joblib", "JoblibLauncher")])
+def test_launcher_presets_compose(launcher, needle, cli):
+    r = cli([f"hydra/launcher={launcher}", "trainer=ddp", "trainer.devices=8", "trainer.num_nodes=2", "--cfg", "hydra"],
+            timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert needle in r.stdout
+    if launcher == "slurm_ddp":
+        assert "tasks_per_node: ${trainer.devices}" in r.stdout and "nodes: ${trainer.num_nodes}" in r.stdout
