@@ -221,7 +221,7 @@ class DistillModule(SemanticEvalMixin, SegexpModule):
         return losses["loss_total"]
 
     @torch.no_grad()
-    def segment(self, batch) -> list[torch.Tensor]:
+    def predictions(self, batch) -> list[torch.Tensor]:
         """Per image: the prediction [h,w] at its original shape (logits resized before the argmax)."""
         images, preds = batch["image"], []
         groups = [images] if torch.is_tensor(images) else [im[None] for im in images]
@@ -236,31 +236,9 @@ class DistillModule(SemanticEvalMixin, SegexpModule):
                 preds.append(lg.argmax(0))
         return preds
 
-    def validation_step(self, batch, batch_idx):
-        for pred, mask in zip(self.segment(batch), batch["mask"]):
-            self.update_eval("val", pred, mask)
-
-    def test_step(self, batch, batch_idx):
-        for pred, mask in zip(self.segment(batch), batch["mask"]):
-            self.update_eval("test", pred, mask)
-
-    def on_validation_epoch_end(self):
-        self.finish_eval("val")
-
-    def on_test_epoch_end(self):
-        self.finish_eval("test")
-
     def on_train_epoch_end(self) -> None:
         if self.teacher_cache is not None:
             self.teacher_cache.flush()
-
-    def predict_step(self, batch, batch_idx):
-        return {"pred": [p.to(torch.uint8).cpu() for p in self.segment(batch)], "meta": batch["meta"], "image": batch["image"]}
-
-    @torch.no_grad()
-    def visual_sample(self, batch) -> dict:
-        return {"image": batch["image"], "gt": batch["mask"], "pred": torch.stack(self.segment(batch)),
-                "class_labels": dict(enumerate(self.class_names))}
 
     def configure_optimizers(self):
         return self.build_optimizer(self.optim, self.student.param_groups())

@@ -12,7 +12,38 @@ log = logging.getLogger(__name__)
 
 
 class SemanticEvalMixin:
-    """Needs `self.class_names`; call `setup_eval(num_classes)` then `update_eval(stage, pred, mask)`."""
+    """Validation, test, predict and visualiser steps for every semantic-segmentation method.
+
+    A method sets `self.class_names`, calls `setup_eval(num_classes)` in `setup`, and implements
+    `predictions(batch)`: one [h,w] class map per image at its original shape.
+    """
+
+    def predictions(self, batch) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def validation_step(self, batch, batch_idx):
+        for pred, mask in zip(self.predictions(batch), batch["mask"]):
+            self.update_eval("val", pred, mask)
+
+    def test_step(self, batch, batch_idx):
+        for pred, mask in zip(self.predictions(batch), batch["mask"]):
+            self.update_eval("test", pred, mask)
+
+    def on_validation_epoch_end(self):
+        self.finish_eval("val")
+
+    def on_test_epoch_end(self):
+        self.finish_eval("test")
+
+    def predict_step(self, batch, batch_idx):
+        """For SegPredictionWriter: uint8 maps at the original size, the metas and the network input."""
+        return {"pred": [p.to(torch.uint8).cpu() for p in self.predictions(batch)], "meta": batch["meta"],
+                "image": batch["image"]}
+
+    @torch.no_grad()
+    def visual_sample(self, batch) -> dict:
+        return {"image": batch["image"], "gt": batch["mask"], "pred": torch.stack(self.predictions(batch)),
+                "class_labels": dict(enumerate(self.class_names))}
 
     def setup_eval(self, num_classes: int, subsets: dict[str, list[int]] | None = None) -> None:
         """`subsets` (e.g. {"seen": [...], "unseen": [...]}) adds mIoU(subset) and, for seen/unseen, hIoU."""
