@@ -23,6 +23,25 @@ class DataError(RuntimeError):
     """A sample could not be read; the message names the file and the sample index."""
 
 
+class LRUStore:
+    """The `size` most recently used items of a procedural dataset, made on a miss by `make(key)`."""
+
+    def __init__(self, size: int):
+        self.size = int(size)
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, key, make):
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        value = make(key)
+        if self.size > 0:
+            self.items[key] = value
+            if len(self.items) > self.size:
+                self.items.popitem(last=False)
+        return value
+
+
 class SegDataset(Dataset):
     name: str = "dataset"
     class_names: list[str] = []
@@ -53,8 +72,7 @@ class SyntheticShapes(SegDataset):
         self.mean, self.std = tuple(mean), tuple(std)
         self._counts: list[int] | None = None
         # RegionView asks for a scene once per instance: keep recent scenes (about 1 MB each at 224 px)
-        self._scenes: OrderedDict[int, object] = OrderedDict()
-        self.scene_cache_size = int(cache_scenes)
+        self._scenes = LRUStore(cache_scenes)
 
 
     def fingerprint(self) -> str:
@@ -66,14 +84,7 @@ class SyntheticShapes(SegDataset):
     def _scene(self, index: int):
         if not 0 <= index < self.size:
             raise IndexError(index)
-        if index in self._scenes:
-            self._scenes.move_to_end(index)
-            return self._scenes[index]
-        scene = self.gen.scene(self.seed, SPLIT_CODES.get(self.split, 9), index)
-        self._scenes[index] = scene
-        if len(self._scenes) > self.scene_cache_size:
-            self._scenes.popitem(last=False)
-        return scene
+        return self._scenes.get(index, lambda i: self.gen.scene(self.seed, SPLIT_CODES.get(self.split, 9), i))
 
     def _meta(self, index: int, suffix: str = "") -> dict:
         return {"id": f"{self.split}_{index:06d}{suffix}", "key": f"{self.fingerprint()}:{index}{suffix}",
@@ -106,8 +117,7 @@ class SyntheticPersons(Dataset):
                  seed: int = 0, image_size=(128, 64), mean=CLIP_MEAN, std=CLIP_STD, cache_images: int = 4096):
         self.split, self.seed, self.k = split, int(seed), int(images_per_id)
         # rendering costs ~10 ms an image: keep recent renders (24 KB each at 128x64) for the next epochs
-        self._renders: OrderedDict[int, dict] = OrderedDict()
-        self.cache_size = int(cache_images)
+        self._renders = LRUStore(cache_images)
         first = 0 if split == "train" else num_train_ids
         n = num_train_ids if split == "train" else num_test_ids
         self.pids = list(range(first, first + n))
@@ -133,15 +143,7 @@ class SyntheticPersons(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         pid = self.pids[index // self.k]
-        r = self._renders.get(index)
-        if r is None:
-            r = self.gen.render(self.seed, pid, self.offset + index % self.k)
-            if self.cache_size > 0:
-                self._renders[index] = r
-                if len(self._renders) > self.cache_size:
-                    self._renders.popitem(last=False)
-        else:
-            self._renders.move_to_end(index)
+        r = self._renders.get(index, lambda i: self.gen.render(self.seed, pid, self.offset + i % self.k))
         return {"image": to_tensor_image(r["image"], self.mean, self.std), "pid": pid,
                 "label": index // self.k,  # contiguous identity label within the split
                 "id_text": r["id_text"], "cloth_text": r["cloth_text"], "caption": f"{r['id_text']}, {r['cloth_text']}",

@@ -34,7 +34,6 @@ class FolderSegDataset(SegDataset):
         split_files = [split_file] if isinstance(split_file, str) or split_file is None else list(split_file)
         if len(ann_dirs) != len(split_files):
             raise ValueError(f"{name}: ann_dir and split_file lists differ in length ({ann_dirs} vs {split_files})")
-        self.ann_dir = self.root / ann_dirs[0] if ann_dirs[0] else None
         self.img_suffix, self.seg_suffix = img_suffix, seg_suffix
         self.reduce_zero_label = reduce_zero_label
         self.short_side, self.max_long = short_side, max_long
