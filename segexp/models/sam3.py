@@ -24,6 +24,7 @@ from torch import nn
 from segexp import weights
 from segexp.attention import AttentionSpec, install
 from segexp.data.transforms import CLIP_MEAN, CLIP_STD
+from segexp.models.layers import Renormalise
 from segexp.models.lora import add_lora
 from segexp.models.pamr import PAMR
 
@@ -148,8 +149,7 @@ class Sam3Segmenter(nn.Module):
         self.query_refiner = QueryRefiner(self.model, qr.get("std", 0.1)) if qr.get("enabled") else None
         self.lora = add_lora(self.model.vision_encoder.backbone, ("q_proj", "k_proj", "v_proj"), lora_rank) if lora_rank else []
         self.context_length = int(context_length)
-        self.register_buffer("in_mean", torch.tensor(input_mean).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("in_std", torch.tensor(input_std).view(1, 3, 1, 1), persistent=False)
+        self.renorm = Renormalise(input_mean, input_std, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # SAM3: mean 0.5, std 0.5
         self.prompt_classes: list[int] = []
         self.num_classes = 0
         self.register_buffer("input_ids", torch.zeros(0, dtype=torch.long), persistent=False)
@@ -171,14 +171,13 @@ class Sam3Segmenter(nn.Module):
         self.num_classes = len(query_names)
         self.prompt_classes = [c for c in range(self.num_classes) if c != self.background_class]
         ids, mask = self.tokenize([query_names[c][0] for c in self.prompt_classes])
-        self.input_ids, self.text_mask = ids.to(self.in_mean.device), mask.to(self.in_mean.device)
+        self.input_ids, self.text_mask = ids.to(self.renorm.scale.device), mask.to(self.renorm.scale.device)
 
     # ------------------------------------------------------------------ forward
     def sam3_inputs(self, image: torch.Tensor) -> torch.Tensor:
         """segexp's normalised image [1,3,H,W] → SAM3 pixels: square `image_size`, mean 0.5, std 0.5."""
-        rgb = image * self.in_std + self.in_mean
-        rgb = F.interpolate(rgb, size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
-        return (rgb - 0.5) / 0.5
+        # bilinear resizing is affine-equivariant, so the renormalisation may come first
+        return F.interpolate(self.renorm(image), size=(self.image_size, self.image_size), mode="bilinear", align_corners=False)
 
     def prompt_outputs(self, image: torch.Tensor, prompts: torch.Tensor | None = None):
         """Run SAM3 for every prompt on one image (backbone once): the Sam3ImageSegmentationOutput of [P] prompts."""
