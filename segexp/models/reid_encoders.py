@@ -63,12 +63,9 @@ class CLIPImageEncoder(nn.Module):
         self.width = int(self.visual.output_dim)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        from segexp.models.clip import visual_embed
+        from segexp.models.clip import dense_features
 
-        t, _ = visual_embed(self.visual, images)
-        t = self.visual.transformer(t)
-        cls = self.visual.ln_post(t[:, 0])
-        return cls @ self.visual.proj if self.visual.proj is not None else cls
+        return dense_features(self.visual, images)[:, 0]  # ln_post(CLS) @ proj
 
 
 # ----------------------------------------------------------------------------------------------------------
