@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 import segexp.config  # noqa: F401  (registers the config schemas before Hydra composes)
 from segexp.errors import ConfigError, NonFiniteLossError
@@ -60,6 +60,7 @@ def execute(cfg: DictConfig) -> float | None:
     callbacks = build_callbacks(cfg, bool(loggers))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
     model.run_config = save_resolved_config(cfg, output_dir, loggers)
+    log.info("trainer: %s, world size %d", type(trainer.strategy).__name__, trainer.world_size)
 
     stage = cfg.get("stage")
     if stage is None and getattr(model, "training_free", False):
@@ -77,9 +78,10 @@ def execute(cfg: DictConfig) -> float | None:
         trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt, return_predictions=False)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if v.numel() == 1}
-    for k in sorted(metrics):
-        log.info("%s = %.4f", k, metrics[k])
-    log.info("run dir: %s", output_dir)
+    if trainer.is_global_zero:
+        for k in sorted(metrics):
+            log.info("%s = %.4f", k, metrics[k])
+        log.info("run dir: %s", output_dir)
     monitor = cfg.get("monitor")
     test_key = monitor.replace("val/", "test/", 1) if monitor else None
     return metrics.get(monitor, metrics.get(test_key)) if monitor else None
@@ -159,15 +161,19 @@ def _known_error(exc: BaseException):
     return None
 
 
-DDP_SPAWNING = ("ddp", "ddp_find_unused_parameters_true", "ddp_fork", "fsdp")
+#: strategies whose launcher re-executes the command line once per rank, and their in-job (spawn) twin
+REEXEC_STRATEGIES = {"ddp": "ddp_spawn", "ddp_find_unused_parameters_true": "ddp_spawn_find_unused_parameters_true",
+                     "fsdp": None}
 
 
-def check_multirun_ddp(cfg: DictConfig) -> None:
-    """Refuse a Hydra multirun whose trainer would let Lightning re-launch the command for each rank.
+def make_multirun_ddp_safe(cfg: DictConfig) -> None:
+    """Inside a Hydra multirun, start a job's DDP ranks inside the job (spawn) instead of re-executing argv.
 
     Lightning's subprocess launcher re-executes argv: inside `-m` every child rank would run the whole sweep
-    again (and a sampling sweeper would hand each rank different hyper-parameters, with no error). Ranks created
-    outside (SLURM tasks via submitit, torchrun) are safe, and `ddp_spawn` starts ranks inside the job.
+    again, and a sampling sweeper would hand each rank different hyper-parameters, with no error
+    (research/framework.md §5.3). `ddp` becomes `ddp_spawn`, whose ranks all receive this job's pickled
+    config; `fsdp` has no spawn launcher and is refused. Ranks created outside (SLURM tasks via submitit,
+    torchrun) are left alone.
     """
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -181,11 +187,18 @@ def check_multirun_ddp(cfg: DictConfig) -> None:
     devices, nodes = trainer.get("devices", 1), trainer.get("num_nodes", 1)
     many = (isinstance(devices, int) and devices > 1) or (isinstance(nodes, int) and nodes > 1) or devices in (-1, "auto")
     external = any(v in os.environ for v in ("SLURM_NTASKS", "LOCAL_RANK", "TORCHELASTIC_RUN_ID"))
-    if multirun and many and strategy in DDP_SPAWNING and not external:
+    if not (multirun and many and strategy in REEXEC_STRATEGIES and not external):
+        return
+    spawn = REEXEC_STRATEGIES[strategy]
+    if spawn is None:
         raise ConfigError(
             f"trainer.strategy={strategy} with {devices} devices inside a Hydra multirun: Lightning would re-run the "
-            f"whole sweep in every rank. Use trainer.strategy=ddp_spawn for local sweeps, hydra/launcher=slurm_ddp "
-            f"(ranks created by SLURM) on a cluster, or run the jobs one by one without -m.")
+            f"whole sweep in every rank, and {strategy} has no spawn launcher. Use hydra/launcher=slurm_ddp (ranks "
+            f"created by SLURM) on a cluster, or run the jobs one by one without -m.")
+    log.warning("trainer.strategy=%s inside a multirun: using %s, so this job's ranks start inside the job with its "
+                "own config (Lightning's ddp launcher would re-run the whole sweep in every rank)", strategy, spawn)
+    with open_dict(cfg):
+        cfg.trainer.strategy = spawn
 
 
 def run(cfg: DictConfig) -> float | None:
@@ -195,7 +208,7 @@ def run(cfg: DictConfig) -> float | None:
 
     try:
         validate(cfg)
-        check_multirun_ddp(cfg)
+        make_multirun_ddp_safe(cfg)
     except ConfigError as e:
         _fail("config error", str(e), 2)
     try:

@@ -63,7 +63,7 @@ def run_dirs(tmp_path: Path) -> list[Path]:
 
 def logged_metric(result, key: str) -> float:
     """The last `key = value` line segexp.run logged (its final metrics)."""
-    found = re.findall(rf"{re.escape(key)} = ([0-9.]+)", result.stdout + result.stderr)
+    found = re.findall(rf"{re.escape(key)} = (-?[0-9.]+(?:e[-+]?[0-9]+)?)", result.stdout + result.stderr)
     assert found, (result.stdout + result.stderr)[-3000:]
     return float(found[-1])
 

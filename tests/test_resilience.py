@@ -88,8 +88,9 @@ def test_fuzzed_overrides_fail_cleanly(key, value, tmp_path):
         assert str(e)
 
 
-def test_ddp_inside_a_multirun_is_refused(cli):
-    r = cli(["-m", "seed=0,1", "trainer=ddp_cpu", *FAST], timeout=300)
+def test_fsdp_inside_a_multirun_is_refused(cli):
+    # ddp is switched to ddp_spawn (tests/test_distributed.py); fsdp has no spawn launcher
+    r = cli(["-m", "seed=0,1", "trainer=fsdp", *FAST], timeout=300)
     assert r.returncode == 2 and "re-run the whole sweep in every rank" in r.stderr and "Traceback" not in r.stderr
 
 

@@ -7,7 +7,7 @@ replacing the block's `forward` on the instance, which keeps every parameter nam
 """
 from __future__ import annotations
 
-import types
+import functools
 
 import torch
 from torch import nn
@@ -127,7 +127,8 @@ class OpenCLIPAdapter(ViTAdapter):
         block = self.blocks()[index]
         block.segexp_attn = attn
         block.__dict__["_segexp_probe"] = _grid_probe(self.model, self.model.conv1)
-        block.forward = types.MethodType(_openclip_block_forward, block)
+        # a partial, unlike a bound MethodType, pickles (ddp_spawn ships the model to its ranks)
+        block.forward = functools.partial(_openclip_block_forward, block)
 
 
 def _timm_block_forward(self, x, attn_mask=None, **kwargs):
@@ -165,7 +166,8 @@ class TimmViTAdapter(ViTAdapter):
         block = self.blocks()[index]
         block.segexp_attn = attn
         block.__dict__["_segexp_probe"] = _grid_probe(self.model, self.model.patch_embed.proj)
-        block.forward = types.MethodType(_timm_block_forward, block)
+        # a partial, unlike a bound MethodType, pickles (ddp_spawn ships the model to its ranks)
+        block.forward = functools.partial(_timm_block_forward, block)
 
 
 ADAPTERS: list[type[ViTAdapter]] = [NativeAdapter, OpenCLIPAdapter, TimmViTAdapter]

@@ -8,8 +8,8 @@ No model file is forked.
 """
 from __future__ import annotations
 
+import functools
 import sys
-import types
 
 import torch
 
@@ -88,7 +88,8 @@ class Sam3ViTAdapter(ViTAdapter):
         layer.attention.segexp_attn = attn
         layer.attention.segexp_grid = self.grid(index)
         if attn.reduced:
-            layer.forward = types.MethodType(_reduced_layer_forward, layer)
+            # a partial, unlike a bound MethodType, pickles (ddp_spawn ships the model to its ranks)
+            layer.forward = functools.partial(_reduced_layer_forward, layer)
 
     def describe(self, index):
         gh, gw = self.grid(index)

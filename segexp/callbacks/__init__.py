@@ -1,7 +1,10 @@
 """Shared callbacks (Lightning's own for checkpointing, early stopping, LR and progress are used directly)."""
+from segexp.callbacks.checkpoint_io import AtomicCheckpointIO
+from segexp.callbacks.csv_logger import CSVLogger
+from segexp.callbacks.epoch_seed import EpochSeed
 from segexp.callbacks.finite_loss import FiniteLossGuard
 from segexp.callbacks.metrics_plot import MetricsPlot
 from segexp.callbacks.prediction_writer import SegPredictionWriter, save_palette_png
 from segexp.callbacks.visualiser import SegVisualiser, overlay, palette
 
-__all__ = ["FiniteLossGuard", "MetricsPlot", "SegPredictionWriter", "SegVisualiser", "overlay", "palette", "save_palette_png"]
+__all__ = ["AtomicCheckpointIO", "CSVLogger", "EpochSeed", "FiniteLossGuard", "MetricsPlot", "SegPredictionWriter", "SegVisualiser", "overlay", "palette", "save_palette_png"]

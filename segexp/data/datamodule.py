@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from segexp.data.datasets import RegionView
+from segexp.data.samplers import EpochShuffleSampler, SeedWorker
 
 VIEWS = ("semantic", "regions", "persons")
 
@@ -139,16 +141,27 @@ class DataModule(L.LightningDataModule):
                 self.dataset(split)
 
     # ------------------------------------------------------------------ loaders
+    def _distributed(self) -> tuple[int, int, int]:
+        """(world size, global rank, current epoch) of the attached trainer; (1, 0, 0) without one."""
+        t = getattr(self, "trainer", None)
+        return (t.world_size, t.global_rank, t.current_epoch) if t is not None else (1, 0, 0)
+
     def _loader(self, split: str, train: bool) -> DataLoader:
-        g = torch.Generator().manual_seed(self.seed)
+        ds = self.dataset(split)
+        world, rank, epoch = self._distributed()
+        if train:
+            sampler = EpochShuffleSampler(ds, world, rank, self.seed, shuffle=self.shuffle, epoch=epoch)
+        else:
+            sampler = UnrepeatedDistributedSampler(ds, num_replicas=world, rank=rank, shuffle=False) if world > 1 else None
         return DataLoader(
-            self.dataset(split),
+            ds,
             batch_size=self.batch_size if train else self.eval_batch_size,
-            shuffle=train and self.shuffle,
+            sampler=sampler,
             num_workers=self.num_workers,
             collate_fn=collate,
-            generator=g,
-            persistent_workers=self.num_workers > 0,
+            worker_init_fn=SeedWorker(sampler, self.seed, rank) if self.num_workers else None,
+            # fresh training workers each epoch, so they are seeded from that epoch (see samplers.py)
+            persistent_workers=self.num_workers > 0 and not train,
         )
 
     def train_dataloader(self):

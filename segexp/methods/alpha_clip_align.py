@@ -91,7 +91,7 @@ class AlphaClipAlignModule(SegexpModule):
     def _eval_step(self, batch, stage: str, metric: BinaryJaccardIndex):
         out, losses = self._shared_step(batch)
         metric.update((out["seg_logits"][:, 0] > 0).long(), batch["target_mask"])
-        self.log_dict_prefixed(stage, losses, on_epoch=True, batch_size=len(batch["meta"]))
+        self.log_epoch_means(stage, losses, batch_size=len(batch["meta"]))
         self.log(f"{stage}/iou", metric, on_epoch=True, prog_bar=True, batch_size=len(batch["meta"]))
 
     def validation_step(self, batch, batch_idx):

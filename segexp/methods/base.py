@@ -21,6 +21,8 @@ class SegexpModule(L.LightningModule):
         self.attention_report: list[str] = []
         #: the resolved run config (plain types), stored in every checkpoint by `on_save_checkpoint`
         self.run_config: dict | None = None
+        #: torchmetrics means behind `log_epoch_means`, created on first use
+        self.epoch_means = torch.nn.ModuleDict()
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["segexp"] = {"method": f"{type(self).__module__}.{type(self).__qualname__}", "config": self.run_config}
@@ -54,6 +56,23 @@ class SegexpModule(L.LightningModule):
         batch_size = kw.pop("batch_size", None)
         self.log_dict({f"{prefix}/{k}": v.detach() if torch.is_tensor(v) else v for k, v in values.items()},
                       batch_size=batch_size, **kw)
+
+    def log_epoch_means(self, prefix: str, values: Mapping[str, torch.Tensor], batch_size: int) -> None:
+        """Log `prefix/<key>` epoch means weighted by sample count, exact across DDP ranks.
+
+        With uneven shards Lightning's own `sync_dist` mean is not: it all-reduces the integer sample count
+        with a mean and truncates it (15 samples on 2 ranks count as 14). torchmetrics' MeanMetric syncs sums.
+        """
+        from torchmetrics.aggregation import MeanMetric
+
+        for key, value in values.items():
+            attr = f"{prefix}__{key}"
+            if attr not in self.epoch_means:
+                self.epoch_means[attr] = MeanMetric().to(value.device)
+            metric = self.epoch_means[attr]
+            metric.update(value.detach().float(), weight=batch_size)
+            self.log(f"{prefix}/{key}", metric, on_step=False, on_epoch=True, batch_size=batch_size,
+                     metric_attribute=f"epoch_means.{attr}")
 
     def build_optimizer(self, optim: Mapping[str, Any], groups: Mapping[str, list]) -> Any:
         """`optim.optimizer` is a partial optimiser; `optim.<group>_lr` (and optionally `<group>_weight_decay`)

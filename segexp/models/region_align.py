@@ -69,6 +69,9 @@ class RegionAlignNet(nn.Module):
             mlp_ratio=d["mlp_ratio"], pretrain_grid=d["grid"], window_size=window_size,
             window_block_indexes=tuple(window_block_indexes),
         )
+        # UNINEXT's stride-8 pyramid conv is kept for its checkpoint format but this model reads res4 only:
+        # frozen, so DDP finds no trainable parameter without a gradient
+        self.encoder.fpn1.requires_grad_(False)
         visual, _ = load_clip_visual_state_dict(pretrained, clip_name, "model.net.pretrained", allow_download)
         post = nn.LayerNorm(d["width"])
         proj = torch.randn(d["width"], d["embed_dim"]) * d["width"] ** -0.5

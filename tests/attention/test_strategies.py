@@ -99,3 +99,21 @@ def test_timm_vit_accepts_the_same_attention_group():
         changed = vit.forward_features(x)
     assert torch.allclose(same, ref, atol=1e-5)
     assert not torch.allclose(changed, ref, atol=1e-3)
+
+
+def test_models_with_installed_attention_pickle_for_ddp_spawn():
+    import pickle
+
+    import timm
+
+    torch.manual_seed(0)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0).eval()
+    clip = tiny_clip().eval()
+    x = torch.randn(1, 3, 224, 224)
+    for model, forward in ((vit, "forward_features"), (clip, "encode_image")):
+        install(model, AttentionSpec(strategy="neighbour", arch="reduced", layers=[1, 2], std=2.0))
+        copy = pickle.loads(pickle.dumps(model))
+        block = (copy.blocks if forward == "forward_features" else copy.visual.transformer.resblocks)[1]
+        assert block.forward.args[0] is block  # the copy's patched forward runs on the copy's own block
+        with torch.no_grad():
+            assert torch.equal(getattr(copy, forward)(x), getattr(model, forward)(x))
