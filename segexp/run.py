@@ -56,6 +56,7 @@ def execute(cfg: DictConfig) -> float | None:
     output_dir = Path(HydraConfig.get().runtime.output_dir)
     datamodule = instantiate(cfg.data)
     model = instantiate(cfg.model, _convert_="partial")
+    resume_wandb_run(cfg, output_dir)
     loggers = [instantiate(node) for node in (cfg.get("logger") or {}).values() if node is not None]
     callbacks = build_callbacks(cfg, bool(loggers))
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -85,6 +86,22 @@ def execute(cfg: DictConfig) -> float | None:
     monitor = cfg.get("monitor")
     test_key = monitor.replace("val/", "test/", 1) if monitor else None
     return metrics.get(monitor, metrics.get(test_key)) if monitor else None
+
+
+def resume_wandb_run(cfg: DictConfig, output_dir: Path) -> None:
+    """On `resume=true` / `ckpt_path=last`, log into the run dir's existing W&B run (same id) instead of a new one."""
+    node = (cfg.get("logger") or {}).get("wandb")
+    resuming = cfg.get("resume") or cfg.get("ckpt_path") == "last"
+    if node is None or not resuming or node.get("id"):
+        return
+    runs = sorted((output_dir / "wandb").glob("*run-*-*"), key=lambda p: p.stat().st_mtime)
+    if not runs:
+        return
+    run_id = runs[-1].name.rsplit("-", 1)[-1]
+    log.info("resuming W&B run %s (from %s)", run_id, runs[-1])
+    with open_dict(cfg):
+        node.id = run_id
+        node.resume = "allow"
 
 
 def resolve_checkpoint(cfg: DictConfig, output_dir: Path, model) -> str | None:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from segexp.data.datasets import RegionView
 from segexp.data.samplers import EpochShuffleSampler, SeedWorker
+from segexp.data.skip_corrupt import SkipCorrupt
 
 VIEWS = ("semantic", "regions", "persons")
 
@@ -54,6 +55,7 @@ class DataModule(L.LightningDataModule):
         layout: str | None = None,
         val_splits: Sequence[str] = ("val",),
         train_view: Callable[[Dataset], Dataset] | None = None,
+        skip_corrupt: bool = False,
     ):
         super().__init__()
         if view not in VIEWS:
@@ -67,6 +69,7 @@ class DataModule(L.LightningDataModule):
         self.val_splits = list(val_splits)  # several: val_dataloader returns one loader per split
         self.layout = layout  # the files a real dataset expects under `root` (for error messages and docs)
         self.train_view = train_view  # e.g. a partial SegTrainView: random rescale / crop / flip for `train`
+        self.skip_corrupt = skip_corrupt  # skip unreadable samples with a counted warning (see skip_corrupt.py)
         self._datasets: dict[str, Dataset] = {}
 
     @classmethod
@@ -113,6 +116,8 @@ class DataModule(L.LightningDataModule):
                 ds = RegionView(ds, self.alpha_prompt, self.seed)
             if split == "train" and self.train_view is not None:
                 ds = self.train_view(ds)
+            if self.skip_corrupt:
+                ds = SkipCorrupt(ds, split, prescan=split != "train")
             self._datasets[split] = ds
         return self._datasets[split]
 
