@@ -25,6 +25,12 @@ COLOURS: dict[str, tuple[int, int, int]] = {
     "black": (20, 20, 20),
 }
 
+# A square turned by 45° is a diamond: both keep (nearly) their upright pose, or their names would describe the
+# same pixels (a CLIP trained on them could not tell them apart). Other shapes turn freely.
+_ANGLES = {"square": (-0.2, 0.2), "diamond": (-0.2, 0.2)}
+#: bumped when rendering changes, so fingerprints (and the feature caches keyed by them) change with it
+GEOMETRY_VERSION = 2
+
 _POS_WORDS = [["top left", "top", "top right"], ["left", "centre", "right"], ["bottom left", "bottom", "bottom right"]]
 _SENTENCES = [
     "a photo of {objs}.",
@@ -84,7 +90,7 @@ class ShapesGenerator:
             raise ValueError(f"class_by must be shape_colour, shape or colour, got {class_by!r}")
 
     def fingerprint(self) -> str:
-        cfg = {k: v for k, v in vars(self).items() if k != "class_names"}
+        cfg = {k: v for k, v in vars(self).items() if k != "class_names"} | {"geometry": GEOMETRY_VERSION}
         return hashlib.sha1(json.dumps(cfg, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
     def class_of(self, shape: str, colour: str) -> int:
@@ -107,12 +113,12 @@ class ShapesGenerator:
                     break
             else:
                 continue
-            objs.append({
-                "shape": self.shapes[int(rng.integers(len(self.shapes)))],
-                "colour": self.colours[int(rng.integers(len(self.colours)))],
-                "cy": float(cy), "cx": float(cx), "r": float(r),
-                "aspect": float(rng.uniform(0.8, 1.2)), "angle": float(rng.uniform(0, np.pi)),
-            })
+            shape = self.shapes[int(rng.integers(len(self.shapes)))]
+            colour = self.colours[int(rng.integers(len(self.colours)))]
+            aspect = float(rng.uniform(0.8, 1.2))
+            lo, hi = _ANGLES.get(shape, (0.0, np.pi))
+            objs.append({"shape": shape, "colour": colour, "cy": float(cy), "cx": float(cx), "r": float(r),
+                         "aspect": aspect, "angle": float(rng.uniform(lo, hi))})
         return objs
 
     def render(self, rng: np.random.Generator, objs: list[dict]) -> Scene:
