@@ -67,7 +67,7 @@ def _val_history(run_dir):
 
 def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(cli, tmp_path):
     args = ["model=uninext", *TINY["uninext"], "data.splits.train.size=16", "data.batch_size=2",
-            "trainer.max_epochs=3", "callbacks.visualiser=null", "callbacks.metrics_plot=null", "logger=csv"]
+            "trainer.max_epochs=2", "callbacks.visualiser=null", "callbacks.metrics_plot=null", "logger=wandb"]
     full = cli(args, env={"SEGEXP_RUN_ID": "full"})
     assert full.returncode == 0, full.stderr[-3000:]
 
@@ -86,12 +86,18 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(cli, tmp_path)
 
     resumed = cli([*args, "resume=true"], env={"SEGEXP_RUN_ID": "killed"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout + resumed.stderr
+    assert "Restoring states from the checkpoint path" in out and run_dirs(tmp_path) == [tmp_path / "outputs" / n
+                                                                                         for n in ("full", "killed")]
     for key in EVAL_KEYS:
         assert logged_metric(resumed, key) == logged_metric(full, key), key
-    # the per-epoch validation history (epoch 0 written before the kill, 1 and 2 after the resume) is the same
+    # the per-epoch validation history (epoch 0 written before the kill, 1 after the resume) is the same
     assert _val_history(run) == _val_history(tmp_path / "outputs" / "full")
     a = torch.load(tmp_path / "outputs" / "full" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     b = torch.load(last, map_location="cpu", weights_only=True)
-    assert a["global_step"] == b["global_step"] == 3 * ckpt["global_step"]
+    assert a["global_step"] == b["global_step"] == 2 * ckpt["global_step"]
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), name
+    # the resumed run logged into the killed run's W&B run, not a new one
+    wandb_ids = sorted(p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*"))
+    assert len(wandb_ids) == 2 and wandb_ids[0] == wandb_ids[1] and f"resuming W&B run {wandb_ids[0]}" in out

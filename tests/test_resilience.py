@@ -15,23 +15,7 @@ from tests.conftest import TINY, compose_cfg, run_dirs
 FAST = ["model=uninext", *TINY["uninext"], "callbacks.visualiser=null", "callbacks.metrics_plot=null"]
 
 
-def test_resume_continues_the_same_run_dir_and_wandb_run(cli, tmp_path):
-    env = {"SEGEXP_RUN_ID": "resumable"}
-    r = cli([*FAST, "stage=fit", "trainer.max_epochs=1", "logger=wandb"], env=env)
-    assert r.returncode == 0, r.stderr[-3000:]
-    (d,) = run_dirs(tmp_path)
-    first = torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
-    assert first > 0
-    again = cli([*FAST, "stage=fit", "trainer.max_epochs=2", "resume=true", "logger=wandb"], env=env)
-    assert again.returncode == 0, again.stderr[-3000:]
-    assert run_dirs(tmp_path) == [d]
-    out = again.stdout + again.stderr
-    assert "Restoring states from the checkpoint path" in out and "last.ckpt" in out
-    second = torch.load(d / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["global_step"]
-    assert second == 2 * first  # the second epoch ran on top of the first, not from scratch
-    wandb_runs = sorted(p.name.rsplit("-", 1)[-1] for p in (d / "wandb").glob("offline-run-*"))
-    assert len(wandb_runs) == 2 and wandb_runs[0] == wandb_runs[1]  # one W&B run, written twice
-    assert f"resuming W&B run {wandb_runs[0]}" in out
+# resume=true after a kill (same run dir, weights, metrics and W&B run): tests/test_distributed.py
 
 
 def test_resume_without_a_last_checkpoint_says_how(cli):
@@ -75,7 +59,7 @@ VALUES = st.one_of(st.integers(-5, 50), st.floats(allow_nan=True, allow_infinity
     ["abc", "[1,2]", "[99]", "null", "neighbor", "''", "[", "{a: 1}", "-1e9", "true"]))
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(KEYS), value=VALUES)
 def test_fuzzed_overrides_fail_cleanly(key, value, tmp_path):
     from hydra.errors import HydraException

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
-from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 import torch
+from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
 from segexp.data.datasets import RegionView
