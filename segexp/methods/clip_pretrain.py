@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 
+from segexp.atomic import atomic_path
 from segexp.losses import SymmetricContrastiveLoss
 from segexp.methods.base import SegexpModule
 from segexp.metrics.retrieval import recall_at_1
@@ -128,11 +128,9 @@ def export_open_clip(model, clip_name: str, path: str | Path) -> Path:
     from safetensors.torch import save_file
 
     path = Path(path).expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
-              metadata={"open_clip_model": clip_name})
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                  metadata={"open_clip_model": clip_name})
     cfg_src = CONFIG_DIR / f"{clip_name}.json"
     if cfg_src.is_file():
         (path.parent / f"{clip_name}.json").write_text(json.dumps(json.loads(cfg_src.read_text()), indent=2))

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 
 import torch
+
+from segexp.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +76,7 @@ class FeatureCache:
             return
         from safetensors.torch import save_file
 
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        save_file({k: v.contiguous() for k, v in self.store.items()}, str(tmp),
-                  metadata={"version": CACHE_VERSION, "fingerprint": self.fingerprint})
-        os.replace(tmp, self.path)
+        with atomic_path(self.path) as tmp:
+            save_file({k: v.contiguous() for k, v in self.store.items()}, str(tmp),
+                      metadata={"version": CACHE_VERSION, "fingerprint": self.fingerprint})
         self.dirty = False

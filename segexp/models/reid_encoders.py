@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +19,7 @@ import torch
 from torch import nn
 
 from segexp import weights
+from segexp.atomic import atomic_path
 from segexp.data.transforms import CLIP_MEAN, CLIP_STD
 from segexp.models.layers import Renormalise
 
@@ -88,10 +88,8 @@ def train_wordpiece(texts: Sequence[str], vocab_size: int, cache_dir: str | Path
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        tok.save(str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            tok.save(str(tmp))
     log.info("WordPiece tokenizer: %d tokens from %d training texts", tok.get_vocab_size(), len(texts))
     return tok
 

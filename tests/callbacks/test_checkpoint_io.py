@@ -13,7 +13,8 @@ def test_a_save_interrupted_midway_leaves_the_previous_checkpoint_intact(tmp_pat
     io.save_checkpoint({"state_dict": {"w": torch.ones(3)}, "epoch": 0}, path)
 
     def dies_halfway(obj, f, *a, **kw):
-        f.write(b"PK\x03\x04 partial bytes")
+        with open(f, "wb") as out:
+            out.write(b"PK\x03\x04 partial bytes")
         raise KeyboardInterrupt  # stands for the job being killed during the write
 
     monkeypatch.setattr(torch, "save", dies_halfway)
