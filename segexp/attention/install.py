@@ -1,11 +1,12 @@
-"""`install(model, spec)`: apply an `attention` group to any supported ViT."""
+"""`install(model, spec)`: apply an `attention` group to any supported ViT; `original_attention`: undo it for a while."""
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from torch import nn
 
-from segexp.attention.adapters import adapter_for
+from segexp.attention.adapter import adapter_for
 from segexp.attention.layer import LayerAttention
 from segexp.attention.spec import Arch, AttentionSpec
 
@@ -30,5 +31,14 @@ def install(model: nn.Module, spec: AttentionSpec) -> list[str]:
     return report
 
 
-def vit_depth(model: nn.Module) -> int:
-    return adapter_for(model).depth
+@contextlib.contextmanager
+def original_attention(model: nn.Module):
+    """Run `model`'s blocks as upstream wrote them inside the block (e.g. CLIP's own CLS beside modified dense tokens)."""
+    layers = [m for m in model.modules() if isinstance(m, LayerAttention) and m.enabled]
+    for m in layers:
+        m.enabled = False
+    try:
+        yield model
+    finally:
+        for m in layers:
+            m.enabled = True

@@ -13,6 +13,7 @@ class LayerAttention(nn.Module):
 
     It owns no parameters, so attaching it to a block leaves the block's state dict unchanged.
     `reduced=True` tells the block to return the attention output alone (NACLIP's last block).
+    `enabled=False` (see `segexp.attention.original_attention`) makes the block run as upstream wrote it.
     """
 
     def __init__(self, strategy: str = "vanilla", std: float = 5.0, reduced: bool = False, prior_scale: float = 1.0):
@@ -23,6 +24,7 @@ class LayerAttention(nn.Module):
         self.std = float(std)
         self.reduced = bool(reduced)
         self.prior_scale = float(prior_scale)
+        self.enabled = True
 
     def forward(
         self,
@@ -33,8 +35,9 @@ class LayerAttention(nn.Module):
         prefix: int = 0,
         bias: torch.Tensor | None = None,
         scale: float | None = None,
+        dropout_p: float = 0.0,
     ) -> torch.Tensor:  # [B, heads, T, d]
-        info = STRATEGIES[self.strategy]
+        info = STRATEGIES[self.strategy if self.enabled else "vanilla"]
         prior = None
         if info.uses_prior:
             prior = neighbour_prior(grid, self.std, prefix=prefix, dtype=q.dtype, device=q.device)
@@ -45,7 +48,7 @@ class LayerAttention(nn.Module):
                     f"token count {k.shape[-2]} does not match grid {grid} + {prefix} prefix tokens"
                 )
         scale = q.shape[-1] ** -0.5 if scale is None else scale
-        return info.fn(q, k, v, scale, bias, prior)
+        return info.fn(q, k, v, scale, bias, prior, dropout_p)
 
     def extra_repr(self) -> str:
         return f"strategy={self.strategy}, std={self.std}, prior_scale={self.prior_scale}, reduced={self.reduced}"

@@ -13,8 +13,7 @@ import sys
 
 import torch
 
-from segexp.attention.adapters import ViTAdapter
-from segexp.attention.layer import LayerAttention
+from segexp.attention.adapter import ViTAdapter, active, register_adapter
 
 IMPLEMENTATION = "segexp"
 
@@ -23,10 +22,10 @@ def segexp_attention(module, query, key, value, attention_mask=None, scaling=Non
     """transformers attention-interface function: [B, heads, T, d] in, ([B, T, heads, d], None) out."""
     from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-    attn: LayerAttention | None = getattr(module, "segexp_attn", None)
+    attn = active(module)
     if attn is None:
         return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, scaling=scaling, dropout=dropout, **kwargs)
-    out = attn(query, key, value, module.segexp_grid, prefix=0, bias=attention_mask, scale=scaling)
+    out = attn(query, key, value, module.segexp_grid, prefix=0, bias=attention_mask, scale=scaling, dropout_p=dropout)
     return out.transpose(1, 2).contiguous(), None
 
 
@@ -37,9 +36,13 @@ def _register() -> None:
 
 
 def _reduced_layer_forward(self, hidden_states: torch.Tensor, **kwargs) -> torch.Tensor:
-    """Sam3ViTLayer with arch=reduced: the attention output alone (no residual, no MLP)."""
+    """Sam3ViTLayer with arch=reduced: the attention output alone (no residual, no MLP).
+
+    The attention branch of transformers 5.24's `Sam3ViTLayer.forward`, copied: the layer has no hook for it."""
     from transformers.models.sam3.modeling_sam3 import window_partition, window_unpartition
 
+    if active(self.attention) is None:
+        return type(self).forward(self, hidden_states, **kwargs)
     x = self.layer_norm1(hidden_states)
     if self.window_size > 0:
         size = x.shape[1:3]
@@ -59,6 +62,7 @@ def _find_vit(model):
     return None
 
 
+@register_adapter
 class Sam3ViTAdapter(ViTAdapter):
     @staticmethod
     def matches(model) -> bool:

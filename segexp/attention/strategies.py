@@ -3,8 +3,10 @@
 All tensors are [B, heads, T, d]. `scale` is the usual d^-1/2. `bias` is an additive logit bias
 (broadcastable to [B, heads, T, T]) that the backbone itself needs (e.g. SAM's relative positions);
 `prior` is the neighbourhood prior Ω, passed only to strategies that declare `uses_prior`.
+`dropout_p` is the block's attention dropout (non-zero only in training), applied to the attention weights.
 Every softmax strategy goes through `F.scaled_dot_product_attention`, which computes
-softmax(a bᵀ·scale + mask) v exactly, so the prior rides along as an additive `attn_mask`.
+softmax(a bᵀ·scale + mask) v exactly, so the prior rides along as an additive `attn_mask`, and `vanilla`
+draws its dropout mask exactly as the upstream blocks (open_clip, timm) do from the same RNG state.
 """
 from __future__ import annotations
 
@@ -25,44 +27,44 @@ def _sum_bias(*biases: Tensor | None) -> Tensor | None:
     return out
 
 
-def _sdpa(a: Tensor, b: Tensor, v: Tensor, scale: float, mask: Tensor | None) -> Tensor:
+def _sdpa(a: Tensor, b: Tensor, v: Tensor, scale: float, mask: Tensor | None, dropout_p: float = 0.0) -> Tensor:
     if mask is not None and mask.dtype != a.dtype:
         mask = mask.to(a.dtype)
-    return F.scaled_dot_product_attention(a, b, v, attn_mask=mask, scale=scale)
+    return F.scaled_dot_product_attention(a, b, v, attn_mask=mask, scale=scale, dropout_p=dropout_p)
 
 
-def vanilla(q, k, v, scale, bias=None, prior=None):
+def vanilla(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
     """CLIP / any ViT: softmax(q kᵀ s) v."""
-    return _sdpa(q, k, v, scale, bias)
+    return _sdpa(q, k, v, scale, bias, dropout_p)
 
 
-def gaussian(q, k, v, scale, bias=None, prior=None):
+def gaussian(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
     """softmax(q kᵀ s + Ω) v: the ordinary attention with the neighbourhood prior added."""
-    return _sdpa(q, k, v, scale, _sum_bias(bias, prior))
+    return _sdpa(q, k, v, scale, _sum_bias(bias, prior), dropout_p)
 
 
-def neighbour(q, k, v, scale, bias=None, prior=None):
+def neighbour(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
     """NACLIP: softmax(k kᵀ s + Ω) v."""
-    return _sdpa(k, k, v, scale, _sum_bias(bias, prior))
+    return _sdpa(k, k, v, scale, _sum_bias(bias, prior), dropout_p)
 
 
-def kk(q, k, v, scale, bias=None, prior=None):
+def kk(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
     """Key-key similarity: softmax(k kᵀ s) v."""
-    return _sdpa(k, k, v, scale, bias)
+    return _sdpa(k, k, v, scale, bias, dropout_p)
 
 
-def qq(q, k, v, scale, bias=None, prior=None):
+def qq(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
     """ClearCLIP: softmax(q qᵀ s) v."""
-    return _sdpa(q, q, v, scale, bias)
+    return _sdpa(q, q, v, scale, bias, dropout_p)
 
 
-def csa(q, k, v, scale, bias=None, prior=None):
+def csa(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
     """SCLIP correlative self-attention: [softmax(q qᵀ s) + softmax(k kᵀ s)] v, rows sum to 2."""
-    return _sdpa(q, q, v, scale, bias) + _sdpa(k, k, v, scale, bias)
+    return _sdpa(q, q, v, scale, bias, dropout_p) + _sdpa(k, k, v, scale, bias, dropout_p)
 
 
-def value(q, k, v, scale, bias=None, prior=None):
-    """MaskCLIP: identity attention, each token keeps its own value."""
+def value(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
+    """MaskCLIP: identity attention, each token keeps its own value (no weights, nothing to drop)."""
     return v
 
 

@@ -3,7 +3,7 @@
 The dense path reuses the `attention` group: `attention=value` gives MaskCLIP's value-path tokens,
 `attention=neighbour` NACLIP's, `attention=none` the plain last-layer tokens. The global embedding `Cg` is
 always CLIP's own (unmodified) CLS: the trunk is shared up to the first modified block, then the CLS path
-runs the blocks' original forwards and the dense path the modified ones.
+runs the blocks with their original attention (`original_attention`) and the dense path the modified ones.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segexp.attention import AttentionSpec, install
+from segexp.attention import AttentionSpec, install, original_attention
 from segexp.models.clip import create_clip, text_features, visual_embed
 
 
@@ -57,8 +57,9 @@ class CLIPTeacher(nn.Module):
         for blk in blocks[:first]:
             t = blk(t)
         g = t
-        for blk in blocks[first:]:
-            g = type(blk).forward(blk, g)  # the class's forward: unmodified attention
+        with original_attention(self.clip.visual):
+            for blk in blocks[first:]:
+                g = blk(g)
         cls = F.normalize(self._project(g[:, 0]), dim=-1)
         if not dense:
             return cls, None

@@ -20,7 +20,7 @@ from torch import nn
 
 from segexp import weights
 from segexp.atomic import atomic_path
-from segexp.data.transforms import CLIP_MEAN, CLIP_STD
+from open_clip.constants import OPENAI_DATASET_MEAN as CLIP_MEAN, OPENAI_DATASET_STD as CLIP_STD
 from segexp.models.layers import Renormalise
 
 log = logging.getLogger(__name__)

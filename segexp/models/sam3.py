@@ -23,7 +23,7 @@ from torch import nn
 
 from segexp import weights
 from segexp.attention import AttentionSpec, install
-from segexp.data.transforms import CLIP_MEAN, CLIP_STD
+from open_clip.constants import OPENAI_DATASET_MEAN as CLIP_MEAN, OPENAI_DATASET_STD as CLIP_STD
 from segexp.models.layers import Renormalise
 from segexp.models.lora import add_lora
 from segexp.models.pamr import PAMR

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segexp import weights
-from segexp.data.transforms import CLIP_MEAN, CLIP_STD
+from open_clip.constants import OPENAI_DATASET_MEAN as CLIP_MEAN, OPENAI_DATASET_STD as CLIP_STD
 from segexp.models.layers import Renormalise
 
 

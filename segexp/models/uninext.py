@@ -86,7 +86,7 @@ class Block(nn.Module):
             y = window_unpartition(self.attn(y), self.window_size, padded, size)
         else:
             y = self.attn(y)
-        if self.attn.segexp_attn.reduced:
+        if self.attn.segexp_attn.reduced and self.attn.segexp_attn.enabled:
             return y
         x = x + y
         return x + self.mlp(self.norm2(x))
