@@ -118,6 +118,9 @@ def check_targets(node: Any, path: str) -> None:
                     raise ConfigError(f"{path}.{key} is not a parameter of {target} (allowed: {allowed}).")
                 value = node[key]
                 tp = hints.get(key, params[key].annotation if key in params else inspect.Parameter.empty)
+                if value is None and not _matches(None, tp):
+                    raise ConfigError(f"{path}.{key} is null, but {target} needs a {_describe(tp)} (a group set to "
+                                      f"`none`, e.g. loss=none, which only training-free methods take?).")
                 if not _matches(value, tp):
                     raise ConfigError(
                         f"{path}.{key}={OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value!r} "
@@ -147,17 +150,23 @@ def validate(cfg: DictConfig) -> None:
             AttentionSpec(**{k: v for k, v in OmegaConf.to_container(cfg.attention, resolve=True).items() if k != "_target_"})
         except (ValueError, TypeError) as e:
             raise ConfigError(str(e) + ".") from None
+    # the data hook first: a model paired with data it cannot read (wrong view, no root) is the real mistake,
+    # which a type check of a value the model derives from the data would otherwise hide
+    _run_hook(cfg, "data")
     for group in ("model", "data", "loss", "trainer"):
         if cfg.get(group) is not None:
             check_targets(cfg[group], group)
-    for group in ("model", "data"):
-        node = cfg.get(group)
-        if node is None or not node.get("_target_"):
-            continue
-        cls = get_object(node._target_)
-        hook = getattr(cls, "check_config", None)
-        if callable(hook):
-            hook(node, cfg)
+    _run_hook(cfg, "model")
+
+
+def _run_hook(cfg: DictConfig, group: str) -> None:
+    """The built class's own `check_config(node, cfg)`, if it has one."""
+    node = cfg.get(group)
+    if node is None or not node.get("_target_"):
+        return
+    hook = getattr(get_object(node._target_), "check_config", None)
+    if callable(hook):
+        hook(node, cfg)
 
 
 def check_root(root: str | None, dataset_target: str, layout: str) -> None:

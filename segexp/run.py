@@ -105,7 +105,8 @@ def resume_wandb_run(cfg: DictConfig, output_dir: Path) -> None:
 
 
 def resolve_checkpoint(cfg: DictConfig, output_dir: Path, model) -> str | None:
-    """`ckpt_path` (or `resume=true`, i.e. `ckpt_path=last`) → a checkpoint file, refused if another method wrote it."""
+    """`ckpt_path` (a file, `last`, `best`, or `resume=true` = `last`, both in this run dir) → a checkpoint file,
+    refused if another method wrote it."""
     ckpt = cfg.get("ckpt_path")
     if cfg.get("resume") and not ckpt:
         ckpt = "last"
@@ -115,6 +116,13 @@ def resolve_checkpoint(cfg: DictConfig, output_dir: Path, model) -> str | None:
             raise ConfigError(f"resume: no checkpoints/last.ckpt in the run dir {output_dir}. Resume in the run's own "
                               f"directory: the same SEGEXP_RUN_ID, or hydra.run.dir=<run dir> (or pass ckpt_path=<file>).")
         ckpt = str(last)
+    elif ckpt == "best":  # Lightning's "best" needs the fit's own callback; a later run finds the file instead
+        found = sorted((output_dir / "checkpoints").glob("best-*.ckpt"))
+        if len(found) != 1:
+            raise ConfigError(f"ckpt_path=best: {len(found)} best-*.ckpt files in {output_dir / 'checkpoints'} "
+                              f"({', '.join(p.name for p in found) or 'none'}); run in the fit's run dir (the same "
+                              f"SEGEXP_RUN_ID or hydra.run.dir) or pass ckpt_path=<file>.")
+        ckpt = str(found[0])
     if ckpt is None:
         return None
     if not Path(ckpt).is_file():
@@ -188,7 +196,7 @@ def make_multirun_ddp_safe(cfg: DictConfig) -> None:
 
     Lightning's subprocess launcher re-executes argv: inside `-m` every child rank would run the whole sweep
     again, and a sampling sweeper would hand each rank different hyper-parameters, with no error
-    (research/framework.md §5.3). `ddp` becomes `ddp_spawn`, whose ranks all receive this job's pickled
+    (docs/ddp_and_hydra.md). `ddp` becomes `ddp_spawn`, whose ranks all receive this job's pickled
     config; `fsdp` has no spawn launcher and is refused. Ranks created outside (SLURM tasks via submitit,
     torchrun) are left alone.
     """

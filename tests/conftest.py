@@ -68,21 +68,60 @@ def logged_metric(result, key: str) -> float:
     return float(found[-1])
 
 
-def assert_palette_predictions(run_dir: Path, labels: list, num_classes: int) -> None:
-    """`stage=predict` wrote one VOC-palette index PNG per image at its original size, and its overlays."""
+def assert_palette_predictions(run_dir: Path, labels: list, num_classes: int, ckpt_path: str | None = None) -> None:
+    """`stage=predict` wrote one VOC-palette index PNG per image at its original size, whose labels are the model's
+    own prediction (recomputed in-process from the run's resolved config, and `ckpt_path`), and its overlays."""
     import numpy as np
     from PIL import Image
+
+    from segexp.callbacks import palette
 
     pngs = sorted((run_dir / "predictions").glob("*.png"))
     assert len(pngs) == len(labels)
     for png, lab in zip(pngs, labels):
         im = Image.open(png)
         assert im.mode == "P" and im.size == (lab.shape[1], lab.shape[0])
+        assert im.getpalette()[: 3 * num_classes] == palette()[:num_classes].flatten().tolist()
         assert im.getpalette()[3:6] == [128, 0, 0]  # VOC palette: class 1 is dark red
         assert np.asarray(im).max() < num_classes
+    expected = predict_in_process(run_dir, ckpt_path)
+    assert sorted(expected) == [p.stem for p in pngs]
+    for png in pngs:
+        assert np.array_equal(np.asarray(Image.open(png)), expected[png.stem]), png.name
     assert len(list((run_dir / "predictions").glob("*_overlay.jpg"))) == len(labels)
+
+
+def predict_in_process(run_dir: Path, ckpt_path: str | None = None) -> dict:
+    """{image id: [h, w] uint8 prediction} from the run dir's resolved config, built as `segexp.run` builds it."""
+    import lightning as L
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from segexp.callbacks.prediction_writer import prediction_name
+
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    L.seed_everything(cfg.seed, workers=True)  # the order of segexp.run.execute: seed, data, model
+    datamodule, model = instantiate(cfg.data), instantiate(cfg.model, _convert_="partial")
+    trainer = L.Trainer(accelerator="cpu", logger=False, callbacks=[], enable_progress_bar=False,
+                        enable_model_summary=False, plugins=[instantiate(p) for p in cfg.trainer.plugins])
+    out = {}
+    for batch in trainer.predict(model, datamodule=datamodule, ckpt_path=ckpt_path):
+        for i, (pred, meta) in enumerate(zip(batch["pred"], batch["meta"])):
+            out[prediction_name(meta, str(i))] = pred.numpy()
+    return out
 
 
 @pytest.fixture
 def cli(tmp_path):
     return lambda args, **kw: run_cli(args, tmp_path, **kw)
+
+
+#: fixtures that start the CLI or train: a test that uses one belongs to the slow tier
+SLOW_FIXTURES = {"cli", "trained"}
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [item.nodeid for item in items
+                if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and item.get_closest_marker("slow") is None]
+    if unmarked:
+        raise pytest.UsageError(f"these tests start the CLI or train but are not marked @pytest.mark.slow: {unmarked}")

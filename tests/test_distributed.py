@@ -1,7 +1,7 @@
 """Past one process: DDP evaluation is exact, DDP inside a multirun is safe, a killed run resumes exactly.
 
-All through the CLI in subprocesses (research/framework.md §5.4: an in-process `strategy=ddp` inside pytest
-re-runs pytest in the child rank).
+All through the CLI in subprocesses: Lightning's `ddp` launcher re-executes the command line, so an in-process
+`strategy=ddp` inside pytest would re-run pytest in the child rank (docs/ddp_and_hydra.md).
 """
 import csv
 import os
@@ -10,10 +10,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from omegaconf import OmegaConf
 
 from tests.conftest import ROOT, TINY, logged_metric, run_dirs
+
+pytestmark = pytest.mark.slow  # every test here starts the CLI in a subprocess
 
 # odd split sizes with batch 2 on 2 ranks: a padding sampler would evaluate one sample twice
 TINY_DDP = ["model=uninext", *TINY["uninext"], "data.splits.val.size=5", "data.splits.test.size=5",
@@ -65,23 +68,38 @@ def _val_history(run_dir):
     return [(int(r["epoch"]), float(r["val/loss_total"]), float(r["val/iou"])) for r in rows]
 
 
-def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(cli, tmp_path):
+def _ckpt_epoch(path) -> int | None:
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+    except Exception:  # not there yet
+        return None
+
+
+def test_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result_though_the_metric_never_improves(cli, tmp_path):
+    # `monitor=epoch` in mode min never improves after epoch 0, so best-*.ckpt stays at epoch 0 while
+    # last.ckpt must follow every epoch (Lightning 2.6 alone leaves it at epoch 0, and a resume repeats epochs)
     args = ["model=uninext", *TINY["uninext"], "data.splits.train.size=16", "data.batch_size=2",
-            "trainer.max_epochs=3", "callbacks.visualiser=null", "callbacks.metrics_plot=null", "logger=wandb"]
+            "trainer.max_epochs=3", "callbacks.visualiser=null", "callbacks.metrics_plot=null", "logger=wandb",
+            "monitor=epoch", "monitor_mode=min", "callbacks.early_stopping=null"]
     full = cli(args, env={"SEGEXP_RUN_ID": "full"})
     assert full.returncode == 0, full.stderr[-3000:]
+    a = torch.load(tmp_path / "outputs" / "full" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    (best,) = (tmp_path / "outputs" / "full" / "checkpoints").glob("best-*.ckpt")
+    steps_per_epoch = a["global_step"] // 3  # the regions view: one sample per object of the 16 scenes
+    assert a["epoch"] == 2 and a["global_step"] == 3 * steps_per_epoch > 0
+    assert best.name == "best-epoch00.ckpt" and _ckpt_epoch(best) == 0
 
     proc = _popen(args, tmp_path, "killed")
-    last = tmp_path / "outputs" / "killed" / "checkpoints" / "last.ckpt"
-    deadline = time.time() + 300
     run = tmp_path / "outputs" / "killed"
-    while not (last.exists() and _val_history(run)) and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)  # epoch 0 is checkpointed and logged: the kill lands early in epoch 1
+    last = run / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while not (len(_val_history(run)) >= 2 and _ckpt_epoch(last) == 1) and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # epochs 0 and 1 are checkpointed and logged: the kill lands in epoch 2
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     ckpt = torch.load(last, map_location="cpu", weights_only=True)
-    assert ckpt["epoch"] == 0 and ckpt["global_step"] > 0
+    assert ckpt["epoch"] == 1 and ckpt["global_step"] == 2 * steps_per_epoch
     assert not list(last.parent.glob(".*.tmp-*"))  # no half-written checkpoint left behind
 
     resumed = cli([*args, "resume=true"], env={"SEGEXP_RUN_ID": "killed"})
@@ -91,11 +109,11 @@ def test_run_killed_mid_epoch_resumes_to_the_uninterrupted_result(cli, tmp_path)
                                                                                          for n in ("full", "killed")]
     for key in EVAL_KEYS:
         assert logged_metric(resumed, key) == logged_metric(full, key), key
-    # the per-epoch validation history (epoch 0 written before the kill, 1 and 2 after the resume) is the same
-    assert _val_history(run) == _val_history(tmp_path / "outputs" / "full")
-    a = torch.load(tmp_path / "outputs" / "full" / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    # the per-epoch validation history (epochs 0-1 written before the kill, 2 after the resume) is the same
+    history = _val_history(run)
+    assert [e for e, *_ in history] == [0, 1, 2] and history == _val_history(tmp_path / "outputs" / "full")
     b = torch.load(last, map_location="cpu", weights_only=True)
-    assert a["global_step"] == b["global_step"] == 3 * ckpt["global_step"]
+    assert b["epoch"] == 2 and a["global_step"] == b["global_step"]
     for name, tensor in a["state_dict"].items():
         assert torch.equal(tensor, b["state_dict"][name]), name
     # the resumed run logged into the killed run's W&B run, not a new one

@@ -18,11 +18,13 @@ FAST = ["model=uninext", *TINY["uninext"], "callbacks.visualiser=null", "callbac
 # resume=true after a kill (same run dir, weights, metrics and W&B run): tests/test_distributed.py
 
 
+@pytest.mark.slow
 def test_resume_without_a_last_checkpoint_says_how(cli):
     r = cli([*FAST, "resume=true"], env={"SEGEXP_RUN_ID": "fresh"}, timeout=300)
     assert r.returncode == 2 and "SEGEXP_RUN_ID" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_checkpoint_of_another_method_is_refused(cli, tmp_path):
     path = tmp_path / "reid.ckpt"
     torch.save({"segexp": {"method": "segexp.methods.reid.ReIDModule"}, "state_dict": {}}, path)
@@ -75,12 +77,14 @@ def test_fuzzed_overrides_fail_cleanly(key, value, tmp_path):
         assert str(e)
 
 
+@pytest.mark.slow
 def test_fsdp_inside_a_multirun_is_refused(cli):
     # ddp is switched to ddp_spawn (tests/test_distributed.py); fsdp has no spawn launcher
     r = cli(["-m", "seed=0,1", "trainer=fsdp", *FAST], timeout=300)
     assert r.returncode == 2 and "re-run the whole sweep in every rank" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("launcher, needle", [("slurm_ddp", "SlurmLauncher"), ("submitit_slurm", "SlurmLauncher"),
                                               ("joblib", "JoblibLauncher")])
 def test_launcher_presets_compose(launcher, needle, cli):

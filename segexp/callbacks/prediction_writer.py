@@ -25,6 +25,11 @@ def save_palette_png(pred: np.ndarray, path: Path) -> None:
     im.save(path)
 
 
+def prediction_name(meta: dict, fallback: str) -> str:
+    """The file stem of an image's prediction: its dataset id, flattened to one path component."""
+    return str(meta.get("id", fallback)).replace("/", "_").replace("#", "_")
+
+
 class SegPredictionWriter(BasePredictionWriter):
     def __init__(self, dirname: str = "predictions", overlays: bool = True):
         super().__init__(write_interval="batch")
@@ -36,7 +41,7 @@ class SegPredictionWriter(BasePredictionWriter):
         out_dir = Path(trainer.default_root_dir) / self.dirname
         for i, (pred, meta) in enumerate(zip(prediction["pred"], prediction["meta"])):
             pred = pred.cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)
-            name = str(meta.get("id", f"{batch_idx}_{i}")).replace("/", "_").replace("#", "_")
+            name = prediction_name(meta, f"{batch_idx}_{i}")
             save_palette_png(pred, out_dir / f"{name}.png")
             if self.overlays:
                 self._overlay(pred, meta, prediction.get("image"), i, out_dir / f"{name}_overlay.jpg")

@@ -87,6 +87,10 @@ class DataModule(L.LightningDataModule):
         if node.get("view") == "regions" and not getattr(ds_cls, "has_instances", False):
             raise ConfigError(f"data.view=regions needs instance annotations, which {target} does not have "
                               f"(the chosen model consumes one sample per object; pick data=synthetic_shapes or coco_regions).")
+        if node.get("view") == "persons" and not getattr(ds_cls, "has_identities", False):
+            raise ConfigError(f"data.view=persons needs person identities and captions, which {target} does not have "
+                              f"(the chosen model is a person ReID model; pick data=synthetic_persons, cuhk_pedes, "
+                              f"icfg_pedes or rstpreid).")
         if getattr(ds_cls, "requires_root", False):
             check_root(node.get("root"), target, node.get("layout") or getattr(ds_cls, "layout", "see the dataset's docstring"))
 

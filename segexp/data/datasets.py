@@ -109,6 +109,7 @@ class SyntheticShapes(SegDataset):
 
 
 class SyntheticPersons(Dataset):
+    has_identities = True  # person ids and captions: the `persons` view
     """Person-like figures; `ids` identities × `images_per_id` images. Train and test identities are disjoint."""
 
     name = "synthetic_persons"

@@ -34,6 +34,8 @@ class PedesDataset(Dataset):
     requires_root = True
     layout = "ROOT/<annotation json> and ROOT/imgs/<file_path> (see segexp.data.pedes)"
 
+    has_identities = True  # person ids and captions: the `persons` view
+
     def __init__(self, root: str, name: str = "cuhk_pedes", split: str = "train", img_dir: str = "imgs",
                  image_size=(384, 128), mean=CLIP_MEAN, std=CLIP_STD, check_files: bool = True):
         if name not in FORMATS:

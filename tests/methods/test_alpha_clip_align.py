@@ -1,4 +1,5 @@
 """AlphaClipAlignModule built from the real configs: optimiser groups, learning, cache, checkpoints."""
+import pytest
 import lightning as L
 import numpy as np
 import torch
@@ -40,6 +41,7 @@ def test_param_group_learning_rates(tmp_path):
     assert not any(id(p) in enc | head for p in module.teacher.parameters()), "the teacher is frozen"
 
 
+@pytest.mark.slow
 def test_loss_falls_within_30_steps_on_synthetic_shapes(tmp_path):
     L.seed_everything(0)
     _, dm, module = build(tmp_path, ["data.splits.train.size=16", "model.optim.head_lr=1e-3", "model.optim.encoder_lr=1e-4"])
@@ -50,6 +52,7 @@ def test_loss_falls_within_30_steps_on_synthetic_shapes(tmp_path):
     assert np.mean(rec.losses[-5:]) < 0.8 * np.mean(rec.losses[:5]), rec.losses
 
 
+@pytest.mark.slow
 def test_teacher_cache_is_filled_in_epoch_one_and_hit_afterwards(tmp_path):
     _, dm, module = build(tmp_path, ["data.splits.train.size=4"])
     t = trainer(tmp_path, max_epochs=2, limit_val_batches=0)

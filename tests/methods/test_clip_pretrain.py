@@ -2,6 +2,8 @@
 other methods load exactly like OpenAI weights."""
 import csv
 
+import pytest
+
 import torch
 
 from tests.conftest import TINY, run_dirs
@@ -9,6 +11,7 @@ from tests.conftest import TINY, run_dirs
 
 
 
+@pytest.mark.slow
 def test_short_pretraining_exports_open_clip_weights_that_naclip_loads(cli, tmp_path):
     export = tmp_path / "tiny" / "segexp-tinyclip.safetensors"
     r = cli(["model=clip_pretrain", "trainer.max_epochs=1", "trainer.log_every_n_steps=1", f"model.export_path={export}",

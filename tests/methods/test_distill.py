@@ -18,6 +18,7 @@ def trained(tmp_path_factory):
     return tmp, run, r
 
 
+@pytest.mark.slow
 def test_training_doubles_the_untrained_miou(trained, tmp_path):
     _, _, r = trained
     untrained = run_cli([*ARGS, "stage=test"], tmp_path)
@@ -27,6 +28,7 @@ def test_training_doubles_the_untrained_miou(trained, tmp_path):
     assert after > 20.0
 
 
+@pytest.mark.slow
 def test_teacher_cache_is_built_once_and_reused(trained):
     tmp, _, first = trained
     assert "teacher cache: 128 entries" in first.stdout + first.stderr  # 64 images x (CLS, dense tokens)
@@ -36,6 +38,7 @@ def test_teacher_cache_is_built_once_and_reused(trained):
     assert "feature cache: 128 entries from" in out and "teacher cache: 128 entries" not in out
 
 
+@pytest.mark.slow
 def test_predict_writes_palette_pngs_at_original_size(trained, tmp_path):
     _, run, _ = trained
     root = tmp_path / "VOC2012"
@@ -44,9 +47,11 @@ def test_predict_writes_palette_pngs_at_original_size(trained, tmp_path):
                  f"data.root={root / 'JPEGImages'}", "data.num_workers=0"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     (d,) = run_dirs(tmp_path)
-    assert_palette_predictions(d, labels, 7)  # the checkpoint's 7 classes (background + 6 colours)
+    # the checkpoint's 7 classes (background + 6 colours)
+    assert_palette_predictions(d, labels, 7, ckpt_path=str(run / "checkpoints" / "last.ckpt"))
 
 
+@pytest.mark.slow
 def test_zero_shot_split_reports_seen_unseen_and_hiou(tmp_path):
     r = run_cli([*ARGS, "model.classifier=text", "model.unseen_classes=[red object,blue object]", "loss.local=masked_image",
                  "trainer.max_epochs=1", "data.splits.train.size=8"], tmp_path)
@@ -57,6 +62,7 @@ def test_zero_shot_split_reports_seen_unseen_and_hiou(tmp_path):
         assert key in header, header
 
 
+@pytest.mark.slow
 def test_zero_shot_with_the_seg_head_is_a_config_error(tmp_path):
     r = run_cli([*ARGS, "model.unseen_classes=[red object]"], tmp_path)
     assert r.returncode == 2 and "needs model.classifier=text" in r.stderr and "Traceback" not in r.stderr

@@ -12,6 +12,7 @@ TINY = ["model.segmenter.clip_name=segexp-ViT-T-16"]
 
 
 
+@pytest.mark.slow
 def test_synthetic_test_stage_writes_miou_and_per_class_table(cli, tmp_path):
     r = cli(["model=naclip", "data=synthetic_shapes", "stage=test", *TINY, "data.splits.test.size=3"])
     assert r.returncode == 0, r.stderr[-3000:]
@@ -22,6 +23,7 @@ def test_synthetic_test_stage_writes_miou_and_per_class_table(cli, tmp_path):
     assert "OpenCLIPAdapter: block 3/3 <- neighbour std=5 arch=reduced" in r.stderr + r.stdout
 
 
+@pytest.mark.slow
 def test_strategy_sweep_runs_five_jobs(cli, tmp_path):
     r = cli(["-m", "model=naclip", "data=synthetic_shapes", "stage=test", "attention=neighbour,csa,qq,value,vanilla", *TINY,
              "data.splits.test.size=2"])
@@ -31,6 +33,7 @@ def test_strategy_sweep_runs_five_jobs(cli, tmp_path):
     assert all((d / "test_per_class_iou.csv").is_file() for d in dirs)
 
 
+@pytest.mark.slow
 def test_predict_writes_palette_pngs_at_original_size(cli, tmp_path):
     root = tmp_path / "VOC2012"
     labels = write_tree(root, "voc21", 21)
@@ -49,6 +52,7 @@ def test_palette_png_round_trip(tmp_path):
     assert np.array_equal(back, pred)
 
 
+@pytest.mark.slow
 def test_openai_tag_offline_fails_with_the_download_message(cli):
     r = cli(["model=naclip", "model.segmenter.clip_name=ViT-B-16", "model.segmenter.pretrained=openai",
              "data.splits.test.size=1"], env={"HOME": "/nonexistent-home", "SEGEXP_WEIGHTS_DIR": "/nonexistent"})

@@ -19,6 +19,7 @@ def trained(tmp_path_factory):
     return run, r
 
 
+@pytest.mark.slow
 def test_r1_after_training_is_at_least_three_times_chance(trained):
     _, r = trained
     chance = 100.0 / 32  # 32 test identities, 4 images each: 4 relevant of 128 per query, R@1 chance = 1/32
@@ -26,6 +27,7 @@ def test_r1_after_training_is_at_least_three_times_chance(trained):
     assert logged_metric(r, "test/composed_R1") >= 0  # composed retrieval is logged beside, not instead
 
 
+@pytest.mark.slow
 def test_checkpoint_carries_the_vocabulary(trained, tmp_path):
     run, r = trained
     again = run_cli([*ARGS, "stage=test", f"ckpt_path={run / 'checkpoints' / 'last.ckpt'}"], tmp_path)
@@ -35,6 +37,7 @@ def test_checkpoint_carries_the_vocabulary(trained, tmp_path):
     assert logged_metric(again, "test/mAP") > 0
 
 
+@pytest.mark.slow
 def test_the_issue_sweep_runs_four_jobs(tmp_path):
     r = run_cli(["-m", *ARGS, "loss.decouple=0,0.1", "model.id_projection=unified,residual", "trainer.max_steps=5"], tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]

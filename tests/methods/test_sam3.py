@@ -37,21 +37,32 @@ def test_semantic_map_merges_instances_and_thresholds_to_background():
     assert (seg(IMAGE, (40, 60))[1] == 0).all(), "nothing reaches a score of 1: all background"
 
 
-def test_mask_refinement_options():
-    from segexp.models.pamr import PAMR
-    from segexp.models.sam3 import gaussian_smooth
+def test_no_refinement_leaves_the_logits_alone():
+    logits = torch.randn(1, 2, 40, 40)
+    assert torch.equal(segmenter().refine_logits(logits, torch.randn(1, 3, 80, 80)), logits)
 
+
+def test_pamr_refinement_spreads_logits_within_an_image_region_and_never_across_its_edge():
+    image = torch.full((1, 3, 80, 80), -1.0)
+    image[..., 40:] = 1.0  # two flat colour regions, split at column 20 of the 40x40 logit grid
     logits = torch.zeros(1, 2, 40, 40)
-    logits[:, 0, 10:30, 10:30] = 4.0  # a sharp square
-    image = torch.randn(1, 3, 80, 80)
-    assert torch.equal(segmenter().refine_logits(logits, image), logits)
-    pamr = segmenter(refine="pamr", pamr_steps=3).refine_logits(logits, image)
-    guide = torch.nn.functional.interpolate(image, size=(40, 40), mode="bilinear", align_corners=False)
-    assert torch.allclose(pamr, PAMR(3, (8, 16))(guide, logits))
-    blur = segmenter(refine="gaussian", refine_std=2.0).refine_logits(logits, image)
-    assert torch.allclose(blur, gaussian_smooth(logits, 2.0))
-    assert blur[0, 0, 20, 20] < 4.0 and blur[0, 0, 10, 20] > 0.5, "edges are smoothed"
-    assert abs(blur.sum() - logits.sum()) / logits.sum() < 0.05, "the blur is normalised"
+    logits[:, 0, 12:20, 4:12] = 4.0  # a square inside the left region
+    out = segmenter(refine="pamr", pamr_steps=3).refine_logits(logits, image)
+    assert out[0, 0, :, 20:].abs().max() < 1e-6, "nothing leaks across the colour edge"
+    assert out[0, 0, 30, 10] > 0.1 and out[0, 0, 16, 8] < 4.0, "inside its region the square spreads out"
+    assert torch.allclose(out[0, 1], torch.zeros(40, 40)), "an all-zero class stays zero"
+
+
+def test_gaussian_refinement_turns_an_impulse_into_the_normalised_gaussian():
+    logits = torch.zeros(1, 1, 41, 41)
+    logits[0, 0, 20, 20] = 1.0
+    out = segmenter(refine="gaussian", refine_std=2.0).refine_logits(logits, torch.zeros(1, 3, 41, 41))[0, 0]
+    t = torch.arange(-6, 7, dtype=torch.float64)  # radius 3σ
+    g = torch.exp(-t**2 / 8.0)
+    expected = torch.zeros(41, 41, dtype=torch.float64)
+    expected[14:27, 14:27] = torch.outer(g, g) / g.sum() ** 2
+    assert torch.allclose(out.double(), expected, atol=1e-7)
+    assert abs(float(out.sum()) - 1.0) < 1e-5, "the blur keeps the mass"
 
 
 def test_query_refinement_uses_box_centres():
@@ -77,6 +88,7 @@ def test_missing_hf_folder_gives_the_download_message(tmp_path):
         Sam3Segmenter(size="base", pretrained=str(tmp_path / "sam3"))
 
 
+@pytest.mark.slow
 def test_cli_tiny_sam3_with_neighbour_layers_reports_miou_and_modified_layers(cli, tmp_path):
     r = cli(["model=sam3", "model.segmenter.size=tiny", "attention=neighbour", "attention.layers=[5,6]", "attention.std=2.0",
              "data=synthetic_shapes", "stage=test", "data.splits.test.size=2"])
@@ -87,6 +99,7 @@ def test_cli_tiny_sam3_with_neighbour_layers_reports_miou_and_modified_layers(cl
     assert "test/miou" in (d / "metrics.csv").read_text()
 
 
+@pytest.mark.slow
 def test_cli_layer_sweep_runs_four_jobs_and_bad_layers_fail_cleanly(cli, tmp_path):
     r = cli(["-m", "model=sam3", "attention=neighbour", "attention.layers=[5,6],[14,17]", "attention.std=1.0,2.0",
              "stage=test", "data.splits.test.size=1", "model.segmenter.image_size=112"])
