@@ -24,6 +24,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from segexp.attention.spec import AttentionSpec
+from segexp.constraints import Range
 from segexp.errors import ConfigError
 
 _ATTENTION_TARGET = "segexp.attention.AttentionSpec"
@@ -45,13 +46,34 @@ def register_schemas() -> None:
 register_schemas()
 
 STAGES = (None, "fit", "validate", "test", "predict")
+#: Trainer kwargs whose range Lightning checks only once the data and the model are built
+TRAINER_RANGES = {"max_epochs": Range(ge=-1), "max_steps": Range(ge=-1), "min_epochs": Range(ge=0),
+                  "accumulate_grad_batches": Range(ge=1), "log_every_n_steps": Range(ge=1)}
 
 
 # --------------------------------------------------------------------------------------------------------
 # signature-driven type checks
 # --------------------------------------------------------------------------------------------------------
 def _describe(tp) -> str:
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _describe(typing.get_args(tp)[0])
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("None" if a is type(None) else _describe(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _range_violation(value: Any, tp) -> str | None:
+    """What `value` must be to satisfy the `Range`s of an `Annotated[...]` hint (also inside Optional), or None."""
+    if typing.get_origin(tp) is typing.Annotated:
+        for meta in tp.__metadata__:
+            if isinstance(meta, Range) and (why := meta.violation(value)):
+                return why
+    elif typing.get_origin(tp) in (typing.Union, types.UnionType) and value is not None:
+        for arg in typing.get_args(tp):
+            if (why := _range_violation(value, arg)):
+                return why
+    return None
 
 
 def _matches(value: Any, tp) -> bool:
@@ -60,6 +82,8 @@ def _matches(value: Any, tp) -> bool:
         return True
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is typing.Annotated:
+        return _matches(value, args[0])
     if origin is typing.Union or origin is types.UnionType:
         return any(_matches(value, a) for a in args)
     if value is None or tp is type(None):  # None fits only NoneType and Optional[...] (the Union case above)
@@ -93,7 +117,7 @@ def _signature(target: str):
     fn = obj.__init__ if inspect.isclass(obj) else obj
     sig = inspect.signature(obj)
     try:
-        hints = typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
     except Exception:
         hints = {}
     return obj, sig, hints
@@ -119,13 +143,15 @@ def check_targets(node: Any, path: str) -> None:
                 value = node[key]
                 tp = hints.get(key, params[key].annotation if key in params else inspect.Parameter.empty)
                 if value is None and not _matches(None, tp):
-                    raise ConfigError(f"{path}.{key} is null, but {target} needs a {_describe(tp)} (a group set to "
-                                      f"`none`, e.g. loss=none, which only training-free methods take?).")
+                    hint = f" (loss=none is for training-free methods)" if key == "loss" else ""
+                    raise ConfigError(f"{path}.{key} is null, but {target} needs {_describe(tp)}{hint}.")
                 if not _matches(value, tp):
                     raise ConfigError(
                         f"{path}.{key}={OmegaConf.to_container(value) if isinstance(value, (DictConfig, ListConfig)) else value!r} "
                         f"has the wrong type: {target} expects {_describe(tp)}."
                     )
+                if (why := _range_violation(value, tp)):
+                    raise ConfigError(f"{path}.{key}={value!r} is out of range: {target} needs {why}.")
         for key in node:
             if not str(key).startswith("_"):
                 check_targets(node[key], f"{path}.{key}")
@@ -143,6 +169,13 @@ def validate(cfg: DictConfig) -> None:
         OmegaConf.to_container(cfg, resolve=True)
     except Exception as e:
         raise ConfigError(f"the config does not resolve: {e}") from None
+    seed = cfg.get("seed")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ConfigError(f"seed={seed!r} must be an integer in [0, 2**32) (torch, numpy and random are seeded with it).")
+    for key, rng in TRAINER_RANGES.items():
+        value = (cfg.get("trainer") or {}).get(key)
+        if value is not None and (why := rng.violation(value)):
+            raise ConfigError(f"trainer.{key}={value!r} is out of range: Lightning needs {why} (-1: no limit).")
     if cfg.get("stage") not in STAGES:
         raise ConfigError(f"stage={cfg.stage!r} is not one of fit, validate, test, predict (or null for fit then test).")
     if cfg.get("attention") is not None:

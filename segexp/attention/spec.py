@@ -1,4 +1,4 @@
-"""What the `attention` config group describes, as a plain frozen dataclass.
+"""What the `attention` config group describes, as a plain dataclass.
 
 The same dataclass (plus `_target_`) is the Hydra schema of the group (see `segexp.config`), so a bad
 enum value or a wrong type fails while the config is composed, and the range checks below run before
@@ -6,6 +6,7 @@ any model is built.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import Enum
 from typing import List, Optional
@@ -47,9 +48,9 @@ class AttentionSpec:
         self.strategy = StrategyName(_enum_value(self.strategy))
         self.arch = Arch(_enum_value(self.arch))
         self.layer_index = LayerIndex(_enum_value(self.layer_index))
-        if not (isinstance(self.std, (int, float)) and self.std > 0):
+        if not (isinstance(self.std, (int, float)) and math.isfinite(self.std) and self.std > 0):
             raise ValueError(f"attention.std must be > 0 (the Gaussian width in patches), got {self.std}")
-        if not (isinstance(self.prior_scale, (int, float)) and self.prior_scale >= 0):
+        if not (isinstance(self.prior_scale, (int, float)) and math.isfinite(self.prior_scale) and self.prior_scale >= 0):
             raise ValueError(f"attention.prior_scale must be >= 0, got {self.prior_scale}")
         if self.layers is not None:
             self.layers = [int(i) for i in self.layers]

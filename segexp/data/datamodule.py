@@ -9,13 +9,14 @@ settings (short side, sliding window, `prob_thd`, class-name file) travel with t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Annotated, Any, Callable, Mapping, Sequence
 
 import lightning as L
 import torch
 from lightning.pytorch.overrides.distributed import UnrepeatedDistributedSampler
 from torch.utils.data import DataLoader, Dataset
 
+from segexp.constraints import NonNegative, Positive
 from segexp.data.datasets import RegionView
 from segexp.data.samplers import EpochShuffleSampler, SeedWorker
 from segexp.data.skip_corrupt import SkipCorrupt
@@ -45,9 +46,9 @@ class DataModule(L.LightningDataModule):
         view: str = "semantic",
         alpha_prompt: str = "mask",
         root: str | None = None,
-        batch_size: int = 8,
-        eval_batch_size: int | None = None,
-        num_workers: int = 0,
+        batch_size: Annotated[int, Positive] = 8,
+        eval_batch_size: Annotated[int, Positive] | None = None,
+        num_workers: Annotated[int, NonNegative] = 0,
         seed: int = 0,
         class_names_file: str | None = None,
         eval_settings: Mapping[str, Any] | None = None,

@@ -14,11 +14,13 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Sequence
+from typing import Annotated, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from segexp.constraints import NonNegative, Positive
 
 
 def attention_pool(cg: torch.Tensor, f_proj: torch.Tensor, tau_attn: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -140,8 +142,10 @@ def local_contrast(student: torch.Tensor, teacher: torch.Tensor, classes: torch.
 class DistillLoss(nn.Module):
     """total = w_global·loss_g + w_local·loss_l + w_ce·loss_ce; a weight of 0 skips that term entirely."""
 
-    def __init__(self, w_global: float = 1.0, w_local: float = 1.0, w_ce: float = 1.0, tau: float = 0.07,
-                 tau_attn: float = 0.07, tau_local: float = 0.07, bank_size: int = 0, local: str = "dense",
+    def __init__(self, w_global: Annotated[float, NonNegative] = 1.0, w_local: Annotated[float, NonNegative] = 1.0,
+                 w_ce: Annotated[float, NonNegative] = 1.0, tau: Annotated[float, Positive] = 0.07,
+                 tau_attn: Annotated[float, Positive] = 0.07, tau_local: Annotated[float, Positive] = 0.07,
+                 bank_size: Annotated[int, NonNegative] = 0, local: str = "dense",
                  local_objective: str = "both", ignore_index: int = 255):
         super().__init__()
         if local not in ("dense", "masked_image"):

@@ -1,10 +1,13 @@
 """The AlphaClipAlign objective: BCE + Dice on the mask, MSE to the teacher's region embedding."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from segexp.constraints import NonNegative
 from segexp.losses.seg import bce_loss, dice_loss
 
 
@@ -15,7 +18,8 @@ class SegAlignLoss(nn.Module):
     `normalise=True` compares L2-normalised embeddings instead of raw ones.
     """
 
-    def __init__(self, seg_weight: float = 1.0, align_weight: float = 0.05, dice_smooth: float = 1.0, normalise: bool = False):
+    def __init__(self, seg_weight: Annotated[float, NonNegative] = 1.0, align_weight: Annotated[float, NonNegative] = 0.05,
+                 dice_smooth: Annotated[float, NonNegative] = 1.0, normalise: bool = False):
         super().__init__()
         if seg_weight < 0 or align_weight < 0 or seg_weight + align_weight == 0:
             raise ValueError(f"loss weights must be >= 0 and not both 0 (seg={seg_weight}, align={align_weight})")

@@ -17,10 +17,15 @@ The learnable temperature and match bias live in this module: the ReIDModule put
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from segexp.constraints import NonNegative, Positive
+
+Weight = Annotated[float, NonNegative]  # a term's weight; 0 removes the term from the graph
 
 TERMS = ("info_nce", "sdm", "cls", "bio", "cloth", "cloth_adv", "cloth_match", "decouple", "fused")
 
@@ -83,9 +88,10 @@ def nhsic(x: torch.Tensor, y: torch.Tensor, kernel: str = "linear") -> torch.Ten
 
 
 class ReIDLoss(nn.Module):
-    def __init__(self, info_nce: float = 1.0, sdm: float = 0.0, cls: float = 1.0, bio: float = 0.5, cloth: float = 0.5,
-                 cloth_adv: float = 0.1, cloth_match: float = 0.5, decouple: float = 0.1, fused: float = 0.5,
-                 temperature: float = 0.07, max_scale: float = 100.0, sdm_scale: float = 50.0, hsic_kernel: str = "linear"):
+    def __init__(self, info_nce: Weight = 1.0, sdm: Weight = 0.0, cls: Weight = 1.0, bio: Weight = 0.5, cloth: Weight = 0.5,
+                 cloth_adv: Weight = 0.1, cloth_match: Weight = 0.5, decouple: Weight = 0.1, fused: Weight = 0.5,
+                 temperature: Annotated[float, Positive] = 0.07, max_scale: Annotated[float, Positive] = 100.0,
+                 sdm_scale: Annotated[float, Positive] = 50.0, hsic_kernel: str = "linear"):
         super().__init__()
         self.weights = {t: float(w) for t, w in zip(TERMS, (info_nce, sdm, cls, bio, cloth, cloth_adv, cloth_match, decouple, fused))}
         bad = [t for t, w in self.weights.items() if w < 0]

@@ -1,8 +1,12 @@
 """Mask losses: BCE, Dice and sigmoid focal on logits, each ignoring pixels labelled `ignore_index`."""
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+
+from segexp.constraints import Fraction, NonNegative
 
 IGNORE = 255
 
@@ -44,7 +48,8 @@ def focal_loss(logits, target, alpha: float = 0.25, gamma: float = 2.0, ignore_i
 class FocalDiceLoss(torch.nn.Module):
     """focal_weight·focal + dice_weight·Dice on mask logits (SAM trains its decoder with 20:1)."""
 
-    def __init__(self, focal_weight: float = 20.0, dice_weight: float = 1.0, alpha: float = 0.25, gamma: float = 2.0):
+    def __init__(self, focal_weight: Annotated[float, NonNegative] = 20.0, dice_weight: Annotated[float, NonNegative] = 1.0,
+                 alpha: Annotated[float, Fraction] = 0.25, gamma: Annotated[float, NonNegative] = 2.0):
         super().__init__()
         self.focal_weight, self.dice_weight, self.alpha, self.gamma = focal_weight, dice_weight, alpha, gamma
 

@@ -7,6 +7,7 @@ import lightning as L
 import torch
 
 from segexp.attention import AttentionSpec, install
+from segexp.constraints import NonNegative
 from segexp.errors import ConfigError
 
 
@@ -38,6 +39,12 @@ class SegexpModule(L.LightningModule):
         """Raise ConfigError for a bad combination, before any data or model is built."""
         if cls.training_free and cfg.get("stage") == "fit":
             raise ConfigError(f"{cls.__name__} is training-free: use stage=validate, test or predict (not fit).")
+        for key, value in (model_cfg.get("optim") or {}).items():  # `<group>_lr`, `<group>_weight_decay`
+            if str(key).endswith(("_lr", "_weight_decay")):
+                why = "a number" if isinstance(value, bool) or not isinstance(value, (int, float)) else NonNegative.violation(value)
+                if why:
+                    raise ConfigError(f"model.optim.{key}={value!r} must be {why} (a learning rate or weight decay of "
+                                      f"{cls.__name__}'s `{str(key).rsplit('_', 2)[0]}` parameter group).")
         att = cfg.get("attention")
         depth = cls.vit_depth(model_cfg)
         if att is not None and depth is not None:

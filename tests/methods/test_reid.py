@@ -24,7 +24,12 @@ def test_r1_after_training_is_at_least_three_times_chance(trained):
     _, r = trained
     chance = 100.0 / 32  # 32 test identities, 4 images each: 4 relevant of 128 per query, R@1 chance = 1/32
     assert logged_metric(r, "test/R1") >= 3 * chance
-    assert logged_metric(r, "test/composed_R1") >= 0  # composed retrieval is logged beside, not instead
+    # composed queries (identity text fused with the clothing text) are logged beside the text queries and learn too
+    # (seen here: R1 21.9 and composed R1 23.4 after these 10 epochs)
+    assert logged_metric(r, "test/composed_R1") >= 3 * chance
+    for prefix in ("test/", "test/composed_"):
+        r1, r5, r10 = (logged_metric(r, f"{prefix}R{k}") for k in (1, 5, 10))
+        assert r1 <= r5 <= r10 <= 100
 
 
 @pytest.mark.slow
