@@ -20,6 +20,16 @@ class LoRALinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.base(x) + (x @ self.lora_a.t() @ self.lora_b.t()) * self.scale
 
+    @torch.no_grad()
+    def merged(self) -> nn.Linear:
+        """A plain nn.Linear with W + (alpha / r)·B A folded in: the same function without the adapter's cost."""
+        out = nn.Linear(self.base.in_features, self.base.out_features, bias=self.base.bias is not None,
+                        device=self.base.weight.device, dtype=self.base.weight.dtype)
+        out.weight.copy_(self.base.weight + self.scale * self.lora_b @ self.lora_a)
+        if self.base.bias is not None:
+            out.bias.copy_(self.base.bias)
+        return out
+
 
 def add_lora(module: nn.Module, names: tuple[str, ...], rank: int, alpha: float = 8.0) -> list[str]:
     """Wrap every nn.Linear child whose attribute name is in `names`; returns the wrapped module paths."""

@@ -73,6 +73,28 @@ def test_query_refinement_uses_box_centres():
     assert not torch.allclose(a.pred_masks, b.pred_masks)
 
 
+def test_query_refiner_adds_box_centred_self_attention_to_the_decoder_queries():
+    import math
+
+    from segexp.models.sam3 import QueryRefiner
+
+    model = torch.nn.Module()
+    model.detr_decoder, model.mask_decoder = torch.nn.Identity(), torch.nn.Module()
+    model.mask_decoder.forward = lambda decoder_queries: decoder_queries
+    refiner = QueryRefiner(model, std=0.2)
+    q = torch.randn(1, 3, 4, dtype=torch.float64)
+    refiner.centres = torch.tensor([[[0.1, 0.1], [0.15, 0.1], [0.9, 0.8]]], dtype=torch.float64)
+    out = model.mask_decoder(decoder_queries=q)
+    expected = q.clone()
+    for i in range(3):  # softmax_j(q_i·q_j/√D + exp(-|c_i - c_j|² / 2σ²)), added to q_i
+        logits = [float(q[0, i] @ q[0, j]) / math.sqrt(4)
+                  + math.exp(-float(((refiner.centres[0, i] - refiner.centres[0, j]) ** 2).sum()) / (2 * 0.2**2))
+                  for j in range(3)]
+        w = torch.tensor(logits, dtype=torch.float64).softmax(0)
+        expected[0, i] += (w[:, None] * q[0]).sum(0)
+    assert torch.allclose(out, expected)
+
+
 def test_lora_wraps_backbone_qkv_and_starts_as_identity():
     base, lora = segmenter(), segmenter(lora_rank=4)
     assert len(lora.lora) == 3 * 32
