@@ -1,4 +1,5 @@
-"""Training views of semantic datasets: random rescale, crop and horizontal flip (mmseg's train pipeline).
+"""Training views of segmentation datasets: random rescale, crop and horizontal flip (mmseg's train pipeline),
+applied to the image and to every per-pixel map of the sample alike (labels, region targets, region prompts).
 
 A view is cacheable by a frozen teacher when a sample's pixels depend on its index alone. Random rescale
 and random crops are not; a horizontal flip is, once both versions are cached (`variants`), because a ViT
@@ -15,6 +16,16 @@ from torch.utils.data import Dataset
 from segexp.data.transforms import IGNORE_INDEX
 
 FLIP_SUFFIX = ":hflip"
+#: per-pixel maps of a sample that every spatial transform applies to, with the value that pads them: labels are
+#: ignored outside the image, region prompts (Alpha-CLIP's alpha) are off there
+MAPS = {"mask": IGNORE_INDEX, "target_mask": IGNORE_INDEX, "alpha": 0.0}
+
+
+def _nearest(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Nearest-neighbour resize of a [..., H, W] map of any dtype."""
+    lead = x.shape[:-2]
+    out = F.interpolate(x.reshape(1, -1, *x.shape[-2:]).float(), size=size, mode="nearest")
+    return out.reshape(*lead, *size).to(x.dtype)
 
 
 class SegTrainView(Dataset):
@@ -38,6 +49,7 @@ class SegTrainView(Dataset):
 
     def _geometry(self, item: dict, scale: float, corner: tuple[float, float] | None, flip: bool) -> dict:
         image, mask = item["image"], item["mask"]
+        maps = {k: item[k] for k in MAPS if k in item}  # label / prompt maps: they move with the image
         if image.shape[-2:] != mask.shape:  # a dataset that resizes images for evaluation: back to label size
             image = F.interpolate(image[None], size=mask.shape, mode="bilinear", align_corners=False)[0]
         if self.crop_size:
@@ -45,19 +57,19 @@ class SegTrainView(Dataset):
             f = self.crop_size * scale / min(h, w)
             size = (max(int(h * f + 0.5), 1), max(int(w * f + 0.5), 1))
             image = F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
-            mask = F.interpolate(mask[None, None].float(), size=size, mode="nearest")[0, 0].long()
             c = self.crop_size
             ph, pw = max(c - size[0], 0), max(c - size[1], 0)
             image = F.pad(image, (0, pw, 0, ph), value=0.0)
-            mask = F.pad(mask, (0, pw, 0, ph), value=IGNORE_INDEX)
+            maps = {k: F.pad(_nearest(v, size), (0, pw, 0, ph), value=MAPS[k]) for k, v in maps.items()}
             fy, fx = corner if corner is not None else (0.5, 0.5)
-            y0, x0 = int((mask.shape[0] - c) * fy), int((mask.shape[1] - c) * fx)
-            image, mask = image[:, y0 : y0 + c, x0 : x0 + c], mask[y0 : y0 + c, x0 : x0 + c]
-        meta = dict(item["meta"], ori_shape=list(mask.shape))
+            y0, x0 = int((image.shape[-2] - c) * fy), int((image.shape[-1] - c) * fx)
+            image = image[..., y0 : y0 + c, x0 : x0 + c]
+            maps = {k: v[..., y0 : y0 + c, x0 : x0 + c] for k, v in maps.items()}
+        meta = dict(item["meta"], ori_shape=list(maps["mask"].shape))
         if flip:
-            image, mask = image.flip(-1), mask.flip(-1)
+            image, maps = image.flip(-1), {k: v.flip(-1) for k, v in maps.items()}
             meta["key"] = meta["key"] + FLIP_SUFFIX
-        return dict(item, image=image.contiguous(), mask=mask.contiguous(), meta=meta)
+        return dict(item, image=image.contiguous(), **{k: v.contiguous() for k, v in maps.items()}, meta=meta)
 
     def __getitem__(self, index: int) -> dict:
         scale = float(torch.empty(()).uniform_(*self.scale_range)) if self.scale_range else 1.0

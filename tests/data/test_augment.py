@@ -69,3 +69,26 @@ def test_voc_configs_build_the_train_view(tmp_path):
     toy = instantiate(compose_cfg(["model=distill", "data=voc_toy", f"data.root={tmp_path}"]).data)
     assert toy.deterministic_transforms and toy.dataset("train")[0]["image"].shape == (3, 224, 224)
     assert len(list(toy.cache_items())) == 2 * 2  # two train.txt images, plain + flipped
+
+
+def test_region_samples_flip_and_crop_their_prompt_and_target_with_the_image():
+    from segexp.data import RegionView
+
+    regions = RegionView(SyntheticShapes(size=2, image_size=64), alpha_prompt="mask")
+    plain, flipped = SegTrainView(regions, hflip=True).variants(0)
+    for key in ("image", "mask", "alpha", "target_mask"):
+        assert torch.equal(flipped[key], plain[key].flip(-1)), key
+    def prompt_covers_target(item):  # the mask prompt is the instance: it equals the target off the ignored borders
+        valid = item["target_mask"] != 255
+        return torch.equal((item["alpha"][0] > 0)[valid], (item["target_mask"] == 1)[valid])
+
+    assert plain["alpha"].sum() > 0 and prompt_covers_target(plain) and prompt_covers_target(flipped)
+    torch.manual_seed(0)
+    item = SegTrainView(regions, crop_size=48, scale_range=(0.5, 0.6))[0]
+    assert item["alpha"].shape == (1, 48, 48) and item["target_mask"].shape == (48, 48)
+    assert item["alpha"].dtype == plain["alpha"].dtype and item["target_mask"].dtype == plain["target_mask"].dtype
+    # the 64 px scene rescaled by 0.5-0.6 to fit a 48 crop is at most 29 px: rows / columns from 30 on are padding
+    for pad in (item["alpha"][0][30:], item["alpha"][0][:, 30:]):
+        assert (pad == 0).all(), "the prompt is off in the padding"
+    assert (item["target_mask"][30:] == 255).all() and (item["target_mask"][:, 30:] == 255).all()
+    assert prompt_covers_target(item), "the prompt still covers the target"
