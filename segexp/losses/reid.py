@@ -109,8 +109,7 @@ class ReIDLoss(nn.Module):
     def scale(self) -> torch.Tensor:
         return self.logit_scale.clamp(max=self.max_log_scale).exp()
 
-    def forward(self, out: dict[str, torch.Tensor], labels: torch.Tensor, cloth_labels: torch.Tensor,
-                classifier: nn.Module | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, out: dict[str, torch.Tensor], labels: torch.Tensor, cloth_labels: torch.Tensor) -> dict[str, torch.Tensor]:
         """out: T2IReIDModel outputs; labels [B] contiguous identity labels; cloth_labels [B] clothing labels."""
         s = self.scale()
         terms: dict[str, torch.Tensor] = {}

@@ -12,7 +12,9 @@ from segexp.errors import ConfigError
 
 
 class SegexpModule(L.LightningModule):
-    """Base class. Subclasses call `super().__init__()` and `self.setup_attention(vit, attention)`."""
+    """Base class. Subclasses call `super().__init__()`; where the module itself owns the ViT the `attention` group
+    acts on, it calls `self.setup_attention(vit, attention)` (models that own their ViT, such as NACLIPSegmenter or
+    CLIPTeacher, install the group themselves and the module copies their `attention_report`)."""
 
     #: training-free methods skip `fit`: their default stage is `test`
     training_free: bool = False
@@ -56,6 +58,7 @@ class SegexpModule(L.LightningModule):
 
     # ----------------------------------------------------------------- helpers
     def setup_attention(self, vit: torch.nn.Module, attention: AttentionSpec | None) -> None:
+        """Install the `attention` group on `vit` (any supported ViT family) and keep its report for the logs."""
         if attention is not None:
             self.attention_report = install(vit, attention)
 

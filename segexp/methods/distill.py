@@ -13,7 +13,6 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from segexp.attention import AttentionSpec
 from segexp.errors import ConfigError
 from segexp.losses.distill import DistillLoss, present_pairs
 from segexp.methods.base import SegexpModule
@@ -35,7 +34,6 @@ class DistillModule(SemanticEvalMixin, SegexpModule):
         teacher: CLIPTeacher,
         loss: DistillLoss,
         optim: Mapping[str, Any],
-        attention: AttentionSpec | None = None,
         classifier: str = "head",
         unseen_classes: Sequence[str] = (),
         text_logit_scale: float = 50.0,
@@ -43,7 +41,7 @@ class DistillModule(SemanticEvalMixin, SegexpModule):
         cache_dir: str | None = None,
     ):
         super().__init__()
-        self.save_hyperparameters(logger=False, ignore=["student", "teacher", "loss", "optim", "attention"])
+        self.save_hyperparameters(logger=False, ignore=["student", "teacher", "loss", "optim"])
         if classifier not in CLASSIFIERS:
             raise ValueError(f"model.classifier must be one of {CLASSIFIERS}, got {classifier!r}")
         self.student_fn, self.student = student, None
