@@ -38,9 +38,7 @@ def expected_error(model: str, group: str, option: str) -> str | None:
     return None
 
 
-@pytest.mark.parametrize("model", MODELS)
-@pytest.mark.parametrize("group", GROUPS)
-def test_every_option_composes_with_every_model(model, group, tmp_path):
+def _check_group_with_model(model: str, group: str, tmp_path) -> None:
     for opt in options(group):
         cfg = compose_cfg([f"model={model}", f"{group}={opt}"], tmp_path)
         OmegaConf.to_container(cfg, resolve=True)
@@ -50,6 +48,18 @@ def test_every_option_composes_with_every_model(model, group, tmp_path):
         else:
             with pytest.raises(ConfigError, match=message):
                 validate(cfg)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_composes_with_the_default_model(group, tmp_path):
+    _check_group_with_model("uninext", group, tmp_path)
+
+
+@pytest.mark.slow  # ~300 Hydra composes: the cross product belongs to the full suite
+@pytest.mark.parametrize("model", [m for m in MODELS if m != "uninext"])
+@pytest.mark.parametrize("group", GROUPS)
+def test_every_option_composes_with_every_model(model, group, tmp_path):
+    _check_group_with_model(model, group, tmp_path)
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))

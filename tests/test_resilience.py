@@ -83,7 +83,7 @@ ACCEPTS = {
 }
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(key=st.sampled_from(KEYS), value=VALUES)
 def test_fuzzed_overrides_are_accepted_exactly_when_valid_and_refused_naming_the_key(key, value, tmp_path):
     from hydra.errors import HydraException, OverrideParseException
