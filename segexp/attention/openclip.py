@@ -38,7 +38,10 @@ def _additive_mask(mask: torch.Tensor | None, batch: int, heads: int, dtype: tor
 
 
 class StrategyMultiheadAttention(nn.MultiheadAttention):
-    """`nn.MultiheadAttention` (batch-first self-attention) whose score function is a LayerAttention."""
+    """`nn.MultiheadAttention` (batch-first self-attention) whose score function is a LayerAttention.
+
+    The packed-projection path of torch 2.14's `F.multi_head_attention_forward` (in-projection, heads, SDPA with
+    the module's dropout, out-projection), restated around the strategy; other calls go to torch's own forward."""
 
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True, attn_mask=None,
                 average_attn_weights=True, is_causal=False):
@@ -58,7 +61,10 @@ class StrategyMultiheadAttention(nn.MultiheadAttention):
 
 
 class StrategyOpenCLIPAttention(Attention):
-    """open_clip's own `Attention` (custom blocks) whose score function is a LayerAttention."""
+    """open_clip's own `Attention` (custom blocks) whose score function is a LayerAttention.
+
+    open_clip 3.3's `Attention.forward` (dot-product path), copied around the strategy: qk-norm, head scale,
+    inner norm, projection and dropouts as upstream."""
 
     def forward(self, x, attn_mask=None):
         attn = active(self)

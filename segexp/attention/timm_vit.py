@@ -19,7 +19,8 @@ from segexp.errors import ConfigError
 
 
 class StrategyAttention(Attention):
-    """timm 1.0 `Attention.forward` with the (q, k, v) → output step taken by the attached LayerAttention."""
+    """timm 1.0.31's `Attention.forward` (copied: it has no hook between q/k/v and the output), with the
+    (q, k, v) → output step taken by the attached LayerAttention."""
 
     def forward(self, x, attn_mask=None, is_causal=False):
         attn = active(self)
