@@ -22,4 +22,6 @@ def test_every_package_and_data_folder_is_listed():
     expected = _folders_with_files(ROOT / "segexp", "segexp") | _folders_with_files(ROOT / "conf", "segexp.conf")
     assert expected - listed == set(), "add these to [tool.setuptools] packages"
     assert listed - expected == set(), "these listed packages have no files"
-    assert setup["package-dir"] == {"segexp": "segexp", "segexp.conf": "conf"}
+    assert setup["package-dir"] == {"": "."}
+    link = ROOT / "segexp" / "conf"
+    assert link.is_symlink() and link.resolve() == (ROOT / "conf").resolve(), "segexp/conf must link to conf/"
