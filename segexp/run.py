@@ -13,6 +13,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import segexp.config  # noqa: F401  (registers the config schemas before Hydra composes)
+from segexp import checkpoint
 from segexp.errors import ConfigError, NonFiniteLossError
 
 log = logging.getLogger("segexp")
@@ -66,7 +67,9 @@ def execute(cfg: DictConfig) -> float | None:
     stage = cfg.get("stage")
     if stage is None and getattr(model, "training_free", False):
         stage = "test"
-    ckpt = resolve_checkpoint(cfg, output_dir, model)
+    ckpt = checkpoint.find(cfg, output_dir)
+    if ckpt is not None:
+        checkpoint.check_method(ckpt, checkpoint.read_meta(ckpt), model)
     if stage in (None, "fit"):
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt)
         best = getattr(trainer.checkpoint_callback, "best_model_path", "") if trainer.checkpoint_callback else ""
@@ -104,43 +107,6 @@ def resume_wandb_run(cfg: DictConfig, output_dir: Path) -> None:
         node.resume = "allow"
 
 
-def resolve_checkpoint(cfg: DictConfig, output_dir: Path, model) -> str | None:
-    """`ckpt_path` (a file, `last`, `best`, or `resume=true` = `last`, both in this run dir) → a checkpoint file,
-    refused if another method wrote it."""
-    ckpt = cfg.get("ckpt_path")
-    if cfg.get("resume") and not ckpt:
-        ckpt = "last"
-    if ckpt == "last":
-        last = output_dir / "checkpoints" / "last.ckpt"
-        if not last.is_file():
-            raise ConfigError(f"resume: no checkpoints/last.ckpt in the run dir {output_dir}. Resume in the run's own "
-                              f"directory: the same SEGEXP_RUN_ID, or hydra.run.dir=<run dir> (or pass ckpt_path=<file>).")
-        ckpt = str(last)
-    elif ckpt == "best":  # Lightning's "best" needs the fit's own callback; a later run finds the file instead
-        found = sorted((output_dir / "checkpoints").glob("best-*.ckpt"))
-        if len(found) != 1:
-            raise ConfigError(f"ckpt_path=best: {len(found)} best-*.ckpt files in {output_dir / 'checkpoints'} "
-                              f"({', '.join(p.name for p in found) or 'none'}); run in the fit's run dir (the same "
-                              f"SEGEXP_RUN_ID or hydra.run.dir) or pass ckpt_path=<file>.")
-        ckpt = str(found[0])
-    if ckpt is None:
-        return None
-    if not Path(ckpt).is_file():
-        raise ConfigError(f"ckpt_path={ckpt}: no such file.")
-    import torch
-
-    try:
-        meta = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True).get("segexp") or {}
-    except Exception as e:  # not a checkpoint, truncated, or pickled objects
-        raise ConfigError(f"ckpt_path={ckpt} cannot be read as a weights-only checkpoint ({type(e).__name__}); "
-                          f"segexp never unpickles code.") from None
-    method = f"{type(model).__module__}.{type(model).__qualname__}"
-    if meta.get("method") and meta["method"] != method:
-        raise ConfigError(f"ckpt_path={ckpt} was written by {meta['method'].rsplit('.', 1)[-1]}, but this run builds "
-                          f"{method.rsplit('.', 1)[-1]}: pick the matching model= option.")
-    return ckpt
-
-
 def _finish_wandb() -> None:
     """Close the W&B run so the next job of a multirun gets its own (and say how to sync it)."""
     if "wandb" not in sys.modules:
@@ -171,6 +137,14 @@ def _config_paths_of(cfg: DictConfig, key: str, value) -> list[str]:
 
     walk(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "")
     return found
+
+
+def _without_worker_traceback(message: str) -> str:
+    """A DataLoader worker re-raises its error with the worker's traceback in the message: keep the error."""
+    if "Original Traceback" not in message:
+        return message
+    where = message.split("\n", 1)[0].removeprefix("Caught ").split(" in ", 1)[-1].rstrip(".")
+    return f"{message.rstrip().rsplit('DataError: ', 1)[-1]} (raised in {where})"
 
 
 def _known_error(exc: BaseException):
@@ -226,12 +200,30 @@ def make_multirun_ddp_safe(cfg: DictConfig) -> None:
         cfg.trainer.strategy = spawn
 
 
+def adopt_checkpoint_model(cfg: DictConfig) -> None:
+    """validate / test / predict with a checkpoint: the model is the checkpoint's (segexp.checkpoint)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if cfg.get("stage") not in ("validate", "test", "predict"):
+        return
+    try:
+        hydra_cfg = HydraConfig.get()
+    except ValueError:  # not under Hydra (notebooks, compose_config without a run)
+        return
+    ckpt = checkpoint.find(cfg, Path(hydra_cfg.runtime.output_dir))
+    if ckpt is None:
+        return
+    if checkpoint.adopt_model_config(cfg, ckpt, checkpoint.read_meta(ckpt), list(hydra_cfg.overrides.task)):
+        log.info("model rebuilt from the config stored in %s", ckpt)
+
+
 def run(cfg: DictConfig) -> float | None:
     from segexp.config import validate
     from segexp.data.datasets import DataError
     from segexp.weights import WeightsNotFoundError
 
     try:
+        adopt_checkpoint_model(cfg)
         validate(cfg)
         make_multirun_ddp_safe(cfg)
     except ConfigError as e:
@@ -247,7 +239,7 @@ def run(cfg: DictConfig) -> float | None:
             known.key = paths[0] if len(paths) == 1 else known.key
             _fail("missing weights", str(known), 3)
         if isinstance(known, DataError):
-            _fail("data error", str(known), 4)
+            _fail("data error", _without_worker_traceback(str(known)), 4)
         if isinstance(known, NonFiniteLossError):
             _fail("training stopped", str(known), 5)
         raise

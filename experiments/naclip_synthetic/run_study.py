@@ -16,11 +16,22 @@ from omegaconf import OmegaConf
 
 HERE = Path(__file__).parent
 ROOT = HERE.parents[1]
+#: where segexp.run writes run dirs: SEGEXP_OUTPUT_ROOT as the CLI reads it (relative to the repo, like the CLI's cwd)
+OUTPUTS = ROOT / os.environ.get("SEGEXP_OUTPUT_ROOT", "outputs")
 SWEEPS = {
     "strategies": ["attention=neighbour,csa,qq,value,vanilla"],
     "neighbour_std": ["attention=neighbour", "attention.std=1,2,5,10"],
 }
 BASE = ["experiment=naclip_tinyclip", "stage=test", "logger=csv", "callbacks=none"]
+
+
+def newest(folder: Path, pattern: str) -> Path:
+    """The newest earlier run matching `pattern` (for --report-only), or a clear exit naming where it looked."""
+    found = sorted(folder.glob(pattern))
+    if not found:
+        raise SystemExit(f"run_study: no earlier run {folder / pattern} to reuse (SEGEXP_OUTPUT_ROOT="
+                         f"{os.environ.get('SEGEXP_OUTPUT_ROOT', 'outputs')}); run without --report-only first.")
+    return found[-1]
 
 
 def command(sweep: str) -> list[str]:
@@ -29,11 +40,11 @@ def command(sweep: str) -> list[str]:
 
 def run_sweep(sweep: str, reuse: bool) -> list[dict]:
     if reuse:  # the newest finished sweep of this kind
-        sweep_dir = sorted((ROOT / "outputs" / "multirun" / "naclip_synthetic").glob(f"{sweep}-*"))[-1]
+        sweep_dir = newest(OUTPUTS / "multirun" / "naclip_synthetic", f"{sweep}-*")
     else:
         env = dict(os.environ, SEGEXP_RUN_ID=f"naclip_synthetic/{sweep}-{time.strftime('%Y%m%d-%H%M%S')}")
         subprocess.run(command(sweep), cwd=ROOT, env=env, check=True)
-        sweep_dir = ROOT / "outputs" / "multirun" / env["SEGEXP_RUN_ID"]
+        sweep_dir = OUTPUTS / "multirun" / env["SEGEXP_RUN_ID"]
     rows = []
     for job in sorted(sweep_dir.iterdir(), key=lambda p: int(p.name) if p.name.isdigit() else -1):
         if not (job / "config.yaml").is_file():
@@ -43,18 +54,18 @@ def run_sweep(sweep: str, reuse: bool) -> list[dict]:
         miou = next(float(r["test/miou"]) for r in metrics if r.get("test/miou"))
         att = cfg.model.segmenter.attention
         rows.append({"sweep": sweep, "strategy": att.strategy, "arch": att.arch, "std": att.std, "miou": miou,
-                     "dir": str(job.relative_to(ROOT))})
+                     "dir": str(job.relative_to(ROOT)) if job.is_relative_to(ROOT) else str(job)})
     return rows
 
 
 def random_baseline(reuse: bool) -> float:
     """The same data and settings with a randomly initialised CLIP of the same shape."""
     if reuse:
-        job = sorted((ROOT / "outputs" / "naclip_synthetic").glob("random-*"))[-1]
+        job = newest(OUTPUTS / "naclip_synthetic", "random-*")
     else:
         env = dict(os.environ, SEGEXP_RUN_ID=f"naclip_synthetic/random-{time.strftime('%Y%m%d-%H%M%S')}")
         subprocess.run([sys.executable, "-m", "segexp.run", *BASE, "model.segmenter.pretrained=null"], cwd=ROOT, env=env, check=True)
-        job = ROOT / "outputs" / env["SEGEXP_RUN_ID"]
+        job = OUTPUTS / env["SEGEXP_RUN_ID"]
     return next(float(r["test/miou"]) for r in csv.DictReader(open(job / "metrics.csv")) if r.get("test/miou"))
 
 

@@ -34,12 +34,33 @@ def palette(n: int = 256) -> np.ndarray:
     return pal
 
 
-def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def overlay(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5, background: int | None = 0) -> np.ndarray:
+    """Blend the palette colour of each pixel's class into `image`; `background` (and 255) stay uncoloured."""
     col = palette()[labels.clip(0, 255)].astype(np.float32)
-    keep = (labels == 0) | (labels == 255)
+    keep = (labels == 255) if background is None else (labels == background) | (labels == 255)
     out = image.astype(np.float32) * (1 - alpha) + col * alpha
     out[keep] = image[keep]
     return out.astype(np.uint8)
+
+
+def with_legend(image: np.ndarray, labels: np.ndarray, class_names: list[str], background: int | None = 0) -> np.ndarray:
+    """`overlay` plus a legend panel on the right: a colour swatch and the name of every class present."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    present = [int(c) for c in np.unique(labels) if c != 255 and c < len(class_names)]
+    h, w = labels.shape
+    font = ImageFont.load_default(size=max(12, min(h, w) // 30))
+    row = int(font.size * 1.6)
+    names = [f"{class_names[c]}" + (" (not coloured)" if c == background else "") for c in present]
+    width = max([int(font.getlength(n)) for n in names] + [0]) + row + 24
+    canvas = Image.new("RGB", (w + width, max(h, row * len(present) + 16)), (255, 255, 255))
+    canvas.paste(Image.fromarray(overlay(image, labels, background=background)), (0, 0))
+    draw = ImageDraw.Draw(canvas)
+    for k, (c, name) in enumerate(zip(present, names)):
+        y = 8 + k * row
+        draw.rectangle([w + 8, y, w + 8 + row - 6, y + row - 6], fill=tuple(int(v) for v in palette()[c]), outline=(0, 0, 0))
+        draw.text((w + 8 + row, y), name, fill=(0, 0, 0), font=font)
+    return np.asarray(canvas)
 
 
 class SegVisualiser(Callback):

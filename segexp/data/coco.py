@@ -20,6 +20,7 @@ class CocoInstances(SegDataset):
 
     name = "coco_instances"
     requires_root = True
+    builtin_class_names = True  # from the annotation file's categories
     layout = "ROOT/{split}2017/*.jpg and ROOT/annotations/instances_{split}2017.json"
     has_instances = True
 

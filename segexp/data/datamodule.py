@@ -50,7 +50,9 @@ class DataModule(L.LightningDataModule):
         eval_batch_size: Annotated[int, Positive] | None = None,
         num_workers: Annotated[int, NonNegative] = 0,
         seed: int = 0,
-        class_names_file: str | None = None,
+        class_file: str | None = None,
+        class_names: Sequence[str] | None = None,
+        background: str | None = None,
         eval_settings: Mapping[str, Any] | None = None,
         shuffle: bool = True,
         layout: str | None = None,
@@ -65,13 +67,24 @@ class DataModule(L.LightningDataModule):
         self.view, self.alpha_prompt, self.root = view, alpha_prompt, root
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed, self.shuffle = num_workers, seed, shuffle
-        self.class_names_file = class_names_file
+        self.class_file = class_file
+        # words in: `[cat, dog|puppy]` (synonyms with |), plus a background class unless background=none
+        self.class_list = [str(c) for c in class_names] if class_names else None
+        self.background = None if background in (None, "", "none") else str(background)
         self.eval_settings = dict(eval_settings or {})
         self.val_splits = list(val_splits)  # several: val_dataloader returns one loader per split
         self.layout = layout  # the files a real dataset expects under `root` (for error messages and docs)
         self.train_view = train_view  # e.g. a partial SegTrainView: random rescale / crop / flip for `train`
         self.skip_corrupt = skip_corrupt  # skip unreadable samples with a counted warning (see skip_corrupt.py)
         self._datasets: dict[str, Dataset] = {}
+
+    @classmethod
+    def has_class_names(cls, node) -> bool:
+        """Whether a data config names its classes (a list, a file, or a dataset that knows its own)."""
+        from hydra.utils import get_object
+
+        return bool(node.get("class_names") or node.get("class_file") or (node.get("dataset") or {}).get("class_names")
+                    or getattr(get_object(node.dataset._target_), "builtin_class_names", False))
 
     @classmethod
     def check_config(cls, node, cfg) -> None:
@@ -94,6 +107,9 @@ class DataModule(L.LightningDataModule):
                               f"icfg_pedes or rstpreid).")
         if getattr(ds_cls, "requires_root", False):
             check_root(node.get("root"), target, node.get("layout") or getattr(ds_cls, "layout", "see the dataset's docstring"))
+        _check_class_names(node)
+        if hasattr(ds_cls, "check_files") and node.get("root"):
+            ds_cls.check_files(node.root, node.dataset)
 
     @property
     def deterministic_transforms(self) -> bool:
@@ -128,17 +144,33 @@ class DataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        if self.class_names_file:
-            return [line.split(", ")[0] for line in read_class_file(self.class_names_file)]
+        """Display names: the first query word of each class (the background's name for class 0)."""
+        if self.class_list or self.class_file:
+            names = [words[0] for words in self.query_names]
+            if self.background and names:  # NACLIP's files query the background with stuff words ("sky, wall...")
+                names[0] = self.background.split("|")[0]
+            return names
         first = next(iter(self.splits))
         return list(getattr(self.dataset(first), "class_names", []))
 
     @property
     def query_names(self) -> list[list[str]]:
-        """Per class, its query words (synonyms), from the class-name file when there is one."""
-        if self.class_names_file:
-            return [line.split(", ") for line in read_class_file(self.class_names_file)]
+        """Per class, its query words (synonyms): from `class_names` (+ the background words), else the class
+        file (NACLIP's format), else the dataset's own names."""
+        if self.class_list:
+            background = [self.background.split("|")] if self.background else []
+            return background + [[w.strip() for w in c.split("|") if w.strip()] for c in self.class_list]
+        if self.class_file:
+            return [line.split(", ") for line in read_class_file(self.class_file)]
         return [[n] for n in self.class_names]
+
+    @property
+    def background_index(self) -> int | None:
+        """The index of the background class (left uncoloured in overlays), or None when every class is a thing."""
+        if self.class_list or self.class_file:
+            return 0 if self.background else None
+        names = self.class_names
+        return 0 if names and names[0] == "background" else None
 
     @property
     def num_classes(self) -> int:
@@ -186,6 +218,33 @@ class DataModule(L.LightningDataModule):
 
     def predict_dataloader(self):
         return self._loader("predict" if "predict" in self.splits else "test", False)
+
+
+def _check_class_names(node) -> None:
+    from segexp.errors import ConfigError
+
+    names = node.get("class_names")
+    if names:
+        if isinstance(names, str) or not all(isinstance(n, str) and n.strip("| ") for n in names):
+            raise ConfigError(f"data.class_names={names!r} must be a list of names, e.g. 'data.class_names=[cat,dog|puppy]' "
+                              f"(quotes around the whole override; synonyms separated by |).")
+        firsts = [n.split("|")[0].strip() for n in names]
+        if len(set(firsts)) != len(firsts):
+            raise ConfigError(f"data.class_names={list(names)} names a class twice.")
+    background = node.get("background")
+    if background is not None and not isinstance(background, str):
+        raise ConfigError(f"data.background={background!r} must be words separated by | (e.g. background|sky) or none.")
+    file = node.get("class_file")
+    if file:
+        try:
+            read_class_file(file)
+        except FileNotFoundError:
+            from importlib.resources import files
+
+            packaged = sorted(p.name for p in files("segexp.data").joinpath("class_names").iterdir())
+            raise ConfigError(f"data.class_file={file}: no such file, and no packaged class file of that name "
+                              f"(packaged: {', '.join(packaged)}). The format is one class per line, synonyms "
+                              f"separated by ', ' (NACLIP's files).") from None
 
 
 def read_class_file(path: str | Path) -> list[str]:

@@ -63,6 +63,7 @@ class SyntheticShapes(SegDataset):
 
     name = "synthetic_shapes"
     has_instances = True
+    builtin_class_names = True  # the generator names its classes
 
     def __init__(self, split: str = "train", size: int = 256, seed: int = 0, mean=CLIP_MEAN, std=CLIP_STD,
                  cache_scenes: int = 128, **generator):

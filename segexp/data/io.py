@@ -11,9 +11,11 @@ from segexp.data.datasets import DataError
 def read_rgb(path: str | Path, index: int) -> np.ndarray:
     from PIL import Image
 
+    from PIL import ImageOps
+
     try:
         with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+            return np.asarray(ImageOps.exif_transpose(im).convert("RGB"))  # as taken: cameras store rotation in EXIF
     except Exception as e:  # truncated, not an image, unreadable...
         raise DataError(f"sample {index}: cannot read image {path}: {type(e).__name__}: {e}") from None
 

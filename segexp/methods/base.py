@@ -41,6 +41,10 @@ class SegexpModule(L.LightningModule):
         """Raise ConfigError for a bad combination, before any data or model is built."""
         if cls.training_free and cfg.get("stage") == "fit":
             raise ConfigError(f"{cls.__name__} is training-free: use stage=validate, test or predict (not fit).")
+        if not cls.training_free and cfg.get("stage") == "predict" and not (cfg.get("ckpt_path") or cfg.get("resume")):
+            raise ConfigError(f"{cls.__name__} needs training before it can predict: pass the trained checkpoint "
+                              f"(ckpt_path=RUN_DIR/checkpoints/best-epochNN.ckpt; the model is rebuilt from it), or "
+                              f"train first (stage=fit).")
         for key, value in (model_cfg.get("optim") or {}).items():  # `<group>_lr`, `<group>_weight_decay`
             if str(key).endswith(("_lr", "_weight_decay")):
                 why = "a number" if isinstance(value, bool) or not isinstance(value, (int, float)) else NonNegative.violation(value)

@@ -94,7 +94,7 @@ class DistillModule(SemanticEvalMixin, SegexpModule):
         if names:
             self._build(names)
         elif stage != "predict":
-            raise ConfigError("the DistillModule needs class names from the data config (class_names_file or a dataset "
+            raise ConfigError("the DistillModule needs class names from the data config (class_file or a dataset "
                               "that has them).")
         if self.classifier == "text" and self.class_names and self.text.numel() == 0:
             self.text = self.encode_classes(dm.query_names if names else [[n] for n in self.class_names]).to(self.device)
