@@ -1,9 +1,12 @@
 """DistillModule end to end on synthetic shapes: training beats the untrained student, the teacher cache is reused,
 palette PNGs at original size from `stage=predict`, the zero-shot split's metrics and its config check."""
+import numpy as np
 import pytest
+from PIL import Image
 
-from tests.conftest import TINY, assert_palette_predictions, logged_metric, run_cli, run_dirs
+from tests.conftest import TINY, assert_palette_predictions, logged_metric, predict_in_process, run_cli, run_dirs
 from tests.data.fixtures import write_tree
+from tests.data.photos import write_photos
 
 ARGS = ["model=distill", "data=synthetic_shapes", *TINY["distill"]]
 MODEL_ONLY = ["model=distill", *[a for a in TINY["distill"] if a.startswith("model.")]]
@@ -66,3 +69,34 @@ def test_zero_shot_split_reports_seen_unseen_and_hiou(tmp_path):
 def test_zero_shot_with_the_seg_head_is_a_config_error(tmp_path):
     r = run_cli([*ARGS, "model.unseen_classes=[red object]"], tmp_path)
     assert r.returncode == 2 and "needs model.classifier=text" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_predict_from_the_checkpoint_alone_rebuilds_the_trained_model(trained, tmp_path):
+    # trained with non-default overrides (another student, a tiny teacher): none of them is repeated here
+    _, run, _ = trained
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    expected = write_photos(tmp_path / "photos")
+    r = run_cli(["stage=predict", f"ckpt_path={best}", "data=folder", f"data.root={tmp_path / 'photos'}",
+                 "data.skip_corrupt=true"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"model rebuilt from the config stored in {best}" in r.stdout + r.stderr
+    (d,) = run_dirs(tmp_path)
+    ours = predict_in_process(d, ckpt_path=str(best))
+    assert sorted(ours) == sorted(expected)
+    for name in expected:
+        assert np.array_equal(np.asarray(Image.open(d / "predictions" / f"{name}.png")), ours[name]), name
+    summary = (d / "predictions" / "summary.csv").read_text().splitlines()[0]
+    assert summary.startswith("image,source,height,width,background,red object"), "the checkpoint's class list"
+
+
+@pytest.mark.slow
+def test_an_override_that_contradicts_the_checkpoint_is_refused_naming_both_values(trained, tmp_path):
+    _, run, _ = trained
+    (best,) = (run / "checkpoints").glob("best-*.ckpt")
+    write_photos(tmp_path / "photos")
+    r = run_cli(["model=distill", "model.student.backbone=efficientnet_b0", "stage=predict", f"ckpt_path={best}",
+                 "data=folder", f"data.root={tmp_path / 'photos'}"], tmp_path)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert ("model.student.backbone='efficientnet_b0' contradicts the checkpoint" in r.stderr
+            and "trained with model.student.backbone='mobilenetv3_small_050'" in r.stderr), r.stderr[-2000:]
