@@ -18,6 +18,8 @@ class SegexpModule(L.LightningModule):
 
     #: training-free methods skip `fit`: their default stage is `test`
     training_free: bool = False
+    #: a method whose pretrained model predicts as it is (fine-tuning optional) may predict without a checkpoint
+    predicts_untrained: bool = False
 
     def __init__(self):
         super().__init__()
@@ -41,7 +43,8 @@ class SegexpModule(L.LightningModule):
         """Raise ConfigError for a bad combination, before any data or model is built."""
         if cls.training_free and cfg.get("stage") == "fit":
             raise ConfigError(f"{cls.__name__} is training-free: use stage=validate, test or predict (not fit).")
-        if not cls.training_free and cfg.get("stage") == "predict" and not (cfg.get("ckpt_path") or cfg.get("resume")):
+        untrained_ok = cls.training_free or cls.predicts_untrained
+        if not untrained_ok and cfg.get("stage") == "predict" and not (cfg.get("ckpt_path") or cfg.get("resume")):
             raise ConfigError(f"{cls.__name__} needs training before it can predict: pass the trained checkpoint "
                               f"(ckpt_path=RUN_DIR/checkpoints/best-epochNN.ckpt; the model is rebuilt from it), or "
                               f"train first (stage=fit).")

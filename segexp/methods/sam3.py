@@ -17,6 +17,7 @@ from segexp.models.sam3 import Sam3Segmenter, sam3_depth
 
 
 class Sam3Module(OpenVocabSegModule):
+    predicts_untrained = True  # SAM3 segments by words as released; fine-tuning is optional
     def __init__(self, segmenter: Sam3Segmenter, loss: FocalDiceLoss | None = None, optim: Mapping[str, Any] | None = None):
         super().__init__(segmenter)
         self.save_hyperparameters(logger=False, ignore=["segmenter", "loss", "optim"])
