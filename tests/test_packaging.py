@@ -25,3 +25,12 @@ def test_every_package_and_data_folder_is_listed():
     assert setup["package-dir"] == {"": "."}
     link = ROOT / "segexp" / "conf"
     assert link.is_symlink() and link.resolve() == (ROOT / "conf").resolve(), "segexp/conf must link to conf/"
+
+
+def test_shipped_reference_files_are_byte_identical_to_the_official_outputs():
+    import hashlib
+
+    for sums in (ROOT / "tests" / "reference").rglob("SHA256SUMS"):
+        for line in sums.read_text().splitlines():
+            digest, name = line.split(maxsplit=1)
+            assert hashlib.sha256((sums.parent / name).read_bytes()).hexdigest() == digest, f"{sums.parent / name} was modified"
