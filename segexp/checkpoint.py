@@ -6,6 +6,7 @@ user does not repeat the training overrides; an override on the command line tha
 """
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -42,7 +43,13 @@ def find(cfg: DictConfig, output_dir: Path) -> str | None:
 
 
 def read_meta(path: str) -> dict:
-    """The checkpoint's `segexp` record ({} for a checkpoint without one), read weights-only."""
+    """The checkpoint's `segexp` record ({} for a checkpoint without one), read weights-only (once per file version)."""
+    stat = Path(path).stat()
+    return _read_meta(str(Path(path).resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=4)
+def _read_meta(path: str, mtime_ns: int, size: int) -> dict:
     import torch
 
     try:

@@ -20,6 +20,7 @@ MODELS = options("model")
 TRAINED = {"uninext", "distill", "t2i_reid", "clip_pretrain"}
 PERSON_DATA = {"synthetic_persons", "cuhk_pedes", "icfg_pedes", "rstpreid"}
 INSTANCE_DATA = {"synthetic_shapes", "coco_regions", "synthetic_captions"}
+OPEN_VOCAB = {"naclip", "sam3"}
 SYNTHETIC = {"synthetic_shapes", "synthetic_persons", "synthetic_captions"}
 
 
@@ -33,6 +34,8 @@ def expected_error(model: str, group: str, option: str) -> str | None:
         return "data.view=regions needs instance annotations"
     if model == "t2i_reid" and option not in PERSON_DATA:
         return "data.view=persons needs person identities"
+    if model in OPEN_VOCAB and option == "synthetic_persons":  # ReID people: no class vocabulary to segment
+        return "segments by words, and this data config names no classes"
     if option not in SYNTHETIC:  # every other dataset reads files under data.root
         return "data.root is not set"
     return None

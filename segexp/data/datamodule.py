@@ -68,7 +68,7 @@ class DataModule(L.LightningDataModule):
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.num_workers, self.seed, self.shuffle = num_workers, seed, shuffle
         self.class_file = class_file
-        # words in: `[cat, dog|puppy]` (synonyms with |), plus a background class unless background=none
+        # words in: `[cat, dog|puppy]` (synonyms with |), after a background class made of `background`'s words (a|b)
         self.class_list = [str(c) for c in class_names] if class_names else None
         self.background = None if background in (None, "", "none") else str(background)
         self.eval_settings = dict(eval_settings or {})

@@ -1,6 +1,7 @@
 """Image folders with optional label PNGs: the mmseg-prepared benchmark layouts and plain folders."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,7 @@ def _ids_of(files: list[str], suffixes: tuple[str, ...]) -> list[str]:
     """Relative paths without their suffix; with it (`name_png`) where two files share a stem."""
     cut = [len(_matched_suffix(f, suffixes)) for f in files]
     stems = [f[:-n] for f, n in zip(files, cut)]
-    clash = {s for s in stems if stems.count(s) > 1}
+    clash = {s for s, k in Counter(stems).items() if k > 1}
     return [s + "_" + f[-n:].lstrip(".").lower() if s in clash else s for f, s, n in zip(files, stems, cut)]
 
 
