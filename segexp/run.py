@@ -249,7 +249,10 @@ def run(cfg: DictConfig) -> float | None:
 
 @hydra.main(version_base="1.3", config_path="pkg://segexp.conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    from segexp.logs import quiet
+
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    quiet()
     return run(cfg)
 
 

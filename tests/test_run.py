@@ -113,3 +113,21 @@ def test_loss_ablation_sweep(cli, tmp_path):
     combos = sorted((OmegaConf.load(d / "config.yaml").loss.align_weight, OmegaConf.load(d / "config.yaml").loss.dice_smooth)
                     for d in dirs)
     assert combos == [(0.0, 0.1), (0.0, 1.0), (0.05, 0.1), (0.05, 1.0)]
+
+
+def test_console_lines_appear_once_and_known_noise_is_filtered(cli):
+    import collections
+    import re
+
+    r = cli(["model=distill", "data=synthetic_shapes", *TINY["distill"], "data.splits.train.size=8",
+             "data.splits.val.size=4", "data.splits.test.size=4", "trainer.max_epochs=1"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    # a record printed by two handlers differs only in its prefix: compare the messages
+    messages = [re.sub(r"^(\[[^\]]*\]\[[^\]]*\]\[\w+\] - |INFO: )", "", line).strip() for line in out.splitlines()]
+    repeated = {m: n for m, n in collections.Counter(m for m in messages if m and set(m) != {"!"}).items() if n > 1}
+    assert not repeated, repeated
+    for noise in ("litlogger", "LeafSpec", "module(s) in eval mode at the start of training", "Model initialized randomly",
+                  "Instantiating model architecture"):
+        assert noise not in out, noise
+    assert "RANDOMLY INITIALISED" in out, "segexp's own warning about random weights stays"
