@@ -248,12 +248,22 @@ def run(cfg: DictConfig) -> float | None:
 
 
 @hydra.main(version_base="1.3", config_path="pkg://segexp.conf", config_name="config")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     from segexp.logs import quiet
 
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     quiet()
     return run(cfg)
+
+
+def main() -> float | None:
+    """The entry point: segexp's own `--help` first (Hydra's stays at --hydra-help), then Hydra."""
+    if any(a in ("--help", "-h") for a in sys.argv[1:]):
+        from segexp.usage import usage
+
+        print(usage())
+        return None
+    return _hydra_main()
 
 
 if __name__ == "__main__":

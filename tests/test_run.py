@@ -131,3 +131,15 @@ def test_console_lines_appear_once_and_known_noise_is_filtered(cli):
                   "Instantiating model architecture"):
         assert noise not in out, noise
     assert "RANDOMLY INITIALISED" in out, "segexp's own warning about random weights stays"
+
+
+def test_help_is_segexps_own_usage_under_80_lines(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "segexp.run", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("segexp:") and "usage: python -m segexp.run" in r.stdout and len(lines) < 80
+    for model in MODELS:
+        assert f"  {model} " in r.stdout, model
+    assert "_benchmark" not in r.stdout and "schema" not in r.stdout and "--hydra-help" in r.stdout
+    assert r.stdout.count("python -m segexp.run ") >= 5, "five example commands"
