@@ -27,7 +27,10 @@ def _not_noise(record: logging.LogRecord) -> bool:
     if "litlogger" in record.getMessage():
         return False
     from_open_clip = "open_clip" in record.pathname.replace("\\", "/").split("site-packages/")[-1].split("/")[0]
-    return not (from_open_clip and record.name == "root" and record.levelno <= logging.WARNING)
+    if not (from_open_clip and record.name == "root"):
+        return True
+    # its other warnings (e.g. a QuickGELU mismatch) stay
+    return record.levelno > logging.INFO and "initialized randomly" not in record.getMessage()
 
 
 def quiet() -> None:
