@@ -1,8 +1,6 @@
-"""One attention mechanism for every ViT segexp supports (see `install`).
-
-Importing the package registers the four families' adapters: segexp's own ViTs, open_clip, timm and SAM3.
+"""One attention mechanism for every ViT segexp supports (see `install`): segexp's own ViTs, open_clip, timm and
+SAM3, each a family module whose adapter registers itself (`adapter.BUILTIN_FAMILIES`, imported on first use).
 """
-from segexp.attention import native, openclip, sam3, timm_vit  # noqa: F401  (each registers its adapter)
 from segexp.attention.adapter import ADAPTERS, ViTAdapter, adapter_for, register_adapter
 from segexp.attention.install import install, original_attention
 from segexp.attention.layer import LayerAttention

@@ -4,10 +4,13 @@ An adapter knows three things about its family: the list of blocks, the token gr
 patch grid, or the window of a windowed block) and the number of prefix tokens. `attach` puts a
 `LayerAttention` into one block through the family's own extension point where it has one (transformers'
 `AttentionInterface`, timm's `attn_layer` class), so parameter names, and so state dicts, never change.
-Each family module (`native`, `openclip`, `timm_vit`, `sam3`) registers its adapter when imported;
-`segexp.attention` imports them all.
+Each family module (`native`, `openclip`, `timm_vit`, `sam3`) registers its adapter when imported, which
+`adapter_for` does on its first call (importing them with the package would load open_clip, timm and
+transformers for every config check).
 """
 from __future__ import annotations
+
+import importlib
 
 import torch
 from torch import nn
@@ -95,6 +98,9 @@ class ViTAdapter:
 
 
 ADAPTERS: list[type[ViTAdapter]] = []
+#: the families segexp ships, in matching order
+BUILTIN_FAMILIES = ("segexp.attention.native", "segexp.attention.openclip", "segexp.attention.timm_vit",
+                    "segexp.attention.sam3")
 
 
 def register_adapter(adapter: type[ViTAdapter]) -> type[ViTAdapter]:
@@ -105,6 +111,8 @@ def register_adapter(adapter: type[ViTAdapter]) -> type[ViTAdapter]:
 
 
 def adapter_for(model: nn.Module) -> ViTAdapter:
+    for family in BUILTIN_FAMILIES:
+        importlib.import_module(family)  # registers it the first time, a dict lookup afterwards
     for cls in ADAPTERS:
         if cls.matches(model):
             return cls(model)
