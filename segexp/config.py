@@ -143,7 +143,7 @@ def check_targets(node: Any, path: str) -> None:
                 value = node[key]
                 tp = hints.get(key, params[key].annotation if key in params else inspect.Parameter.empty)
                 if value is None and not _matches(None, tp):
-                    hint = f" (loss=none is for training-free methods)" if key == "loss" else ""
+                    hint = " (loss=none is for training-free methods)" if key == "loss" else ""
                     raise ConfigError(f"{path}.{key} is null, but {target} needs {_describe(tp)}{hint}.")
                 if not _matches(value, tp):
                     raise ConfigError(
@@ -175,7 +175,8 @@ def validate(cfg: DictConfig) -> None:
     for key, rng in TRAINER_RANGES.items():
         value = (cfg.get("trainer") or {}).get(key)
         if value is not None and (why := rng.violation(value)):
-            raise ConfigError(f"trainer.{key}={value!r} is out of range: Lightning needs {why} (-1: no limit).")
+            no_limit = " (-1: no limit)" if rng.ge == -1 else ""
+            raise ConfigError(f"trainer.{key}={value!r} is out of range: Lightning needs {why}{no_limit}.")
     if cfg.get("stage") not in STAGES:
         raise ConfigError(f"stage={cfg.stage!r} is not one of fit, validate, test, predict (or null for fit then test).")
     if cfg.get("attention") is not None:

@@ -50,16 +50,19 @@ class SegPredictionWriter(BasePredictionWriter):
         super().__init__(write_interval="batch")
         self.dirname, self.overlays, self.gallery = dirname, overlays, gallery
         self._rows: list[dict] = []
+        self._names: list[str] = []
+        self._background: int | None = None
 
     def on_predict_start(self, trainer, pl_module) -> None:
         self._rows = []
+        self._names = list(getattr(pl_module, "class_names", []))  # set up by then (the module's setup)
+        self._background = _background_index(trainer, self._names)
 
     def write_on_batch_end(self, trainer, pl_module, prediction, batch_indices, batch, batch_idx, dataloader_idx):
         if not isinstance(prediction, dict) or "pred" not in prediction:
             return
         out_dir = Path(trainer.default_root_dir) / self.dirname
-        names = list(getattr(pl_module, "class_names", []))
-        background = _background_index(trainer, names)
+        names, background = self._names, self._background
         for i, (pred, meta) in enumerate(zip(prediction["pred"], prediction["meta"])):
             pred = pred.cpu().numpy() if torch.is_tensor(pred) else np.asarray(pred)
             name = prediction_name(meta, f"{batch_idx}_{i}")
@@ -88,7 +91,7 @@ class SegPredictionWriter(BasePredictionWriter):
         if not trainer.is_global_zero:
             return
         rows = sorted((r for part in rows for r in part), key=lambda r: r["image"])
-        names = list(getattr(pl_module, "class_names", []))
+        names = self._names
         with open(out_dir / "summary.csv", "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=["image", "source", "height", "width", *names], extrasaction="ignore")
             writer.writeheader()
