@@ -12,12 +12,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path` to write; on success it replaces `path` (atomic on POSIX), else vanishes.
 
     Beside, not in the system temp dir: a rename across filesystems is a copy, which a kill can cut short.
+    The file gets the mode the user's umask gives a new file: some writers (safetensors) create theirs 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
@@ -26,3 +28,9 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+    os.umask(mask)
+    return mask

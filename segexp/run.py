@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import hydra
@@ -247,6 +249,20 @@ def run(cfg: DictConfig) -> float | None:
         _finish_wandb()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the main thread is, like Ctrl-C.
+
+    Lightning's own SIGTERM handler only sets a flag that its loops read between batches, so a long batch
+    (a large image's sliding windows, a big random model on CPU) ran on for a minute. As a KeyboardInterrupt it
+    takes Lightning's graceful-shutdown path: callbacks' on_exception, loggers finalised, and the last
+    checkpoint left as it was (checkpoints are written atomically).
+    """
+
+
+def _raise_terminated(signum, frame) -> None:
+    raise Terminated(signal.Signals(signum).name)
+
+
 @hydra.main(version_base="1.3", config_path="pkg://segexp.conf", config_name="config")
 def _hydra_main(cfg: DictConfig) -> float | None:
     from segexp.logs import quiet
@@ -256,6 +272,14 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     return run(cfg)
 
 
+def _stopped(signame: str) -> None:
+    run_dir = os.environ.get("SEGEXP_RUN_ID")
+    resume = f"SEGEXP_RUN_ID={run_dir} python -m segexp.run ... resume=true" if run_dir else \
+        "python -m segexp.run ... hydra.run.dir=<the run dir> resume=true"
+    print(f"segexp: stopped by {signame}. Checkpoints already written are complete; continue with: {resume}",
+          file=sys.stderr, flush=True)
+
+
 def main() -> float | None:
     """The entry point: segexp's own `--help` first (Hydra's stays at --hydra-help), then Hydra."""
     if any(a in ("--help", "-h") for a in sys.argv[1:]):
@@ -263,7 +287,20 @@ def main() -> float | None:
 
         print(usage())
         return None
-    return _hydra_main()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        return _hydra_main()
+    except KeyboardInterrupt as e:  # outside Lightning (building the model, loading data)
+        _stopped(str(e) or "Ctrl-C")
+        raise SystemExit(143 if isinstance(e, Terminated) else 130) from None
+    except SystemExit as e:
+        # Lightning turns an interrupt into sys.exit(1) after its graceful shutdown: say so, with the signal's code
+        interrupt = e.__context__
+        if isinstance(interrupt, KeyboardInterrupt):
+            _stopped(str(interrupt) or "Ctrl-C")
+            raise SystemExit(143 if isinstance(interrupt, Terminated) else 130) from None
+        raise
 
 
 if __name__ == "__main__":

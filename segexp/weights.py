@@ -50,9 +50,24 @@ def is_random(pretrained) -> bool:
     return pretrained is None or str(pretrained).lower() in ("", "none", "null", "random")
 
 
-def warn_random(what: str) -> None:
+#: from this many parameters a random model is announced with a banner: such a model is meant to be pretrained
+LARGE_MODEL_PARAMS = 30_000_000
+_announced: set[str] = set()
+
+
+def warn_random(what: str, module: torch.nn.Module | None = None) -> None:
+    """Say once per process that `what` has random weights: a banner for a large model, a line for a demo one."""
+    if what in _announced:
+        return
+    _announced.add(what)
+    n = sum(p.numel() for p in module.parameters()) if module is not None else None
+    if n is not None and n < LARGE_MODEL_PARAMS:
+        log.info("%s: random weights (%.1f M parameters, trained from scratch here)", what, n / 1e6)
+        return
     bar = "!" * 78
-    log.warning("%s\n%s is RANDOMLY INITIALISED (pretrained=null): its numbers mean nothing.\n%s", bar, what, bar)
+    size = f" ({n / 1e6:.0f} M parameters)" if n is not None else ""
+    log.warning("%s\n%s%s is RANDOMLY INITIALISED (pretrained=null): its numbers mean nothing.\n"
+                "Give it weights with its `pretrained=` key (see the README, \"Weights\").\n%s", bar, what, size, bar)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -66,12 +81,22 @@ def _is_torchscript_archive(path: Path) -> bool:
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Tensor dict from a weights file, never unpickling arbitrary objects."""
+    """Tensor dict from a weights file, never unpickling arbitrary objects (a large file's read is logged)."""
+    from segexp.progress import timed
+
     path = Path(path).expanduser()
     if path.is_dir():
         return read_hf_folder(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file not found: {path} (`{{key}}`)", str(path))
+    size = path.stat().st_size
+    if size < 50e6:
+        return _read_file(path)
+    with timed(f"reading weights {path} ({size / 1e6:.0f} MB)"):
+        return _read_file(path)
+
+
+def _read_file(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -206,6 +231,13 @@ def _download_instruction(model_name: str, tag: str) -> str:
     )
 
 
+#: weight files that segexp itself writes, and the command that writes them
+MADE_BY_SEGEXP = {
+    "segexp-tinyclip.safetensors": "Run `make tiny-clip` (`python -m segexp.run experiment=tiny_clip`, about 15 min "
+                                   "on 2 CPU cores) to pretrain and export it there.",
+}
+
+
 def resolve(pretrained, model_name: str, *, override: str = "model.pretrained", allow_download: bool = False) -> Path | None:
     """Turn a `pretrained` value into a local path (None means random init)."""
     if is_random(pretrained):
@@ -215,9 +247,8 @@ def resolve(pretrained, model_name: str, *, override: str = "model.pretrained", 
         return p
     looks_like_path = os.sep in str(pretrained) or str(pretrained).endswith(WEIGHT_SUFFIXES)
     if looks_like_path:
-        raise WeightsNotFoundError(
-            f"`{{key}}={pretrained}`: no such file or folder. Put the weights there or fix the path.", pretrained, override
-        )
+        remedy = MADE_BY_SEGEXP.get(p.name, "Put the weights there or fix the path.")
+        raise WeightsNotFoundError(f"`{{key}}={pretrained}`: no such file or folder. {remedy}", pretrained, override)
     import open_clip
 
     tag = str(pretrained)

@@ -30,10 +30,7 @@ TINY = {
     "distill": ["model.student.backbone=mobilenetv3_small_050", "model.teacher.clip_name=segexp-ViT-T-16",
                 "data.dataset.image_size=112", "data.dataset.class_by=colour", "data.splits.train.size=64",
                 "data.splits.val.size=16", "data.splits.test.size=16", "callbacks.early_stopping.patience=10"],
-    "t2i_reid": ["model.net.image_encoder.depth=2", "+model.net.image_encoder.embed_dim=96",
-                 "+model.net.image_encoder.num_heads=3", "model.net.text_encoder.num_layers=1",
-                 "model.net.text_encoder.hidden_size=64", "model.net.text_encoder.num_heads=2",
-                 "model.net.text_encoder.intermediate_size=128"],
+    "t2i_reid": [],  # the embedded default is already CPU-sized (2-block ViT, 1-layer BERT)
     "clip_pretrain": ["data.splits.train.size=16", "data.splits.val.size=8", "data.splits.zeroshot.size=8",
                       "data.splits.test.size=8", "data.batch_size=8", "data.eval_batch_size=8"],
 }

@@ -119,3 +119,25 @@ def test_run_killed_in_epoch_two_resumes_to_the_uninterrupted_result_though_the_
     # the resumed run logged into the killed run's W&B run, not a new one
     wandb_ids = sorted(p.name.rsplit("-", 1)[-1] for p in (run / "wandb").glob("offline-run-*"))
     assert len(wandb_ids) == 2 and wandb_ids[0] == wandb_ids[1] and f"resuming W&B run {wandb_ids[0]}" in out
+
+
+def test_sigterm_stops_a_run_within_seconds_and_leaves_last_ckpt_whole(tmp_path):
+    # batches of 16 regions of a 224-px scene take seconds each on CPU: Lightning's own handler waits for the batch
+    args = ["model=uninext", *TINY["uninext"], "data.splits.train.size=64", "data.batch_size=16",
+            "trainer.max_epochs=50", "callbacks.visualiser=null", "callbacks.metrics_plot=null"]
+    proc = _popen(args, tmp_path, "term")
+    last = tmp_path / "outputs" / "term" / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 300
+    while _ckpt_epoch(last) is None and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.stdout.read()[-3000:]
+    time.sleep(1.0)  # into the next epoch's batches
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    took = time.time() - sent
+    assert proc.returncode == 143, out[-3000:]
+    assert took < 10, f"stopped {took:.1f} s after SIGTERM"
+    assert "segexp: stopped by SIGTERM" in out and "resume=true" in out
+    assert _ckpt_epoch(last) is not None  # complete, loadable
+    assert not list(last.parent.glob(".*.tmp-*"))

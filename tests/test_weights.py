@@ -42,3 +42,21 @@ def test_hf_folder_without_weights_names_the_folder(tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(WeightsNotFoundError, match=str(tmp_path)):
         read_hf_folder(tmp_path)
+
+
+def test_random_weights_are_announced_once_with_a_banner_only_for_a_large_model(caplog):
+    import logging
+
+    from segexp import weights
+
+    big, small = torch.nn.Linear(5500, 5500), torch.nn.Linear(10, 10)  # 30.3 M and 110 parameters
+    with caplog.at_level(logging.INFO, logger="segexp"):
+        for _ in range(2):
+            weights.warn_random("test big model", big)
+            weights.warn_random("test small model", small)
+    big_lines = [r for r in caplog.records if "test big model" in r.getMessage()]
+    small_lines = [r for r in caplog.records if "test small model" in r.getMessage()]
+    assert len(big_lines) == 1 and len(small_lines) == 1
+    assert big_lines[0].levelno == logging.WARNING and "!!!!" in big_lines[0].getMessage()
+    assert "30 M parameters" in big_lines[0].getMessage() and "RANDOMLY INITIALISED" in big_lines[0].getMessage()
+    assert small_lines[0].levelno == logging.INFO and "!" not in small_lines[0].getMessage()

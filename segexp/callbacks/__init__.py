@@ -5,7 +5,8 @@ from segexp.callbacks.epoch_seed import EpochSeed
 from segexp.callbacks.finite_loss import FiniteLossGuard
 from segexp.callbacks.metrics_plot import MetricsPlot
 from segexp.callbacks.model_checkpoint import FreshLastCheckpoint
+from segexp.callbacks.progress import LineProgressBar, progress_bar
 from segexp.callbacks.prediction_writer import SegPredictionWriter, save_palette_png
 from segexp.callbacks.visualiser import SegVisualiser, overlay, palette
 
-__all__ = ["AtomicCheckpointIO", "CSVLogger", "EpochSeed", "FiniteLossGuard", "FreshLastCheckpoint", "MetricsPlot", "SegPredictionWriter", "SegVisualiser", "overlay", "palette", "save_palette_png"]
+__all__ = ["AtomicCheckpointIO", "CSVLogger", "EpochSeed", "FiniteLossGuard", "FreshLastCheckpoint", "LineProgressBar", "MetricsPlot", "SegPredictionWriter", "SegVisualiser", "overlay", "palette", "progress_bar", "save_palette_png"]

@@ -92,13 +92,23 @@ class AlphaClipAlignModule(SegexpModule):
         out, losses = self._shared_step(batch)
         metric.update((out["seg_logits"][:, 0] > 0).long(), batch["target_mask"])
         self.log_epoch_means(stage, losses, batch_size=len(batch["meta"]))
-        self.log(f"{stage}/iou", metric, on_epoch=True, prog_bar=True, batch_size=len(batch["meta"]))
+
+    def _log_iou(self, stage: str, metric: BinaryJaccardIndex) -> None:
+        """Dataset-level foreground IoU over every region of the epoch, in percent."""
+        self.log(f"{stage}/iou", metric.compute() * 100.0, prog_bar=True, sync_dist=False)
+        metric.reset()
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, "val", self.val_iou)
 
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, "test", self.test_iou)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_iou("val", self.val_iou)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_iou("test", self.test_iou)
 
     def predict_step(self, batch, batch_idx):
         out = self.net(batch["image"], batch["alpha"])

@@ -106,7 +106,7 @@ class CLIPPretrainModule(SegexpModule):
                 self.model.eval()
                 classes = text_features(self.model, self.tokenizer, names, templates).to(img.device)
                 self.model.train(was)
-                acc = float(((img @ classes.t()).argmax(1) + 1 == labels).float().mean())
+                acc = 100.0 * float(((img @ classes.t()).argmax(1) + 1 == labels).float().mean())
                 self.log(f"{stage}/zeroshot_acc_{tag}", acc)
         self._val = {}
 
@@ -118,9 +118,27 @@ class CLIPPretrainModule(SegexpModule):
 
     # ------------------------------------------------------------------ export in open_clip format
     def on_train_end(self) -> None:
-        if self.export_path and self.trainer.is_global_zero:
-            path = export_open_clip(self.model, self.clip_name, self.export_path)
-            log.info("tiny CLIP exported (open_clip format) to %s", path)
+        if not (self.export_path and self.trainer.is_global_zero):
+            return
+        target = Path(self.export_path).expanduser()
+        smoke = smoke_run_reason(self.trainer)
+        if smoke:  # a smoke run must not replace the export that the *_tinyclip presets load
+            target = Path(self.trainer.default_root_dir) / "export" / target.name
+            log.warning("%s: the CLIP is exported into the run dir (%s), not over %s", smoke, target, self.export_path)
+        path = export_open_clip(self.model, self.clip_name, target)
+        log.info("tiny CLIP exported (open_clip format) to %s", path)
+
+
+def smoke_run_reason(trainer) -> str | None:
+    """Why this fit is a shortened run (fast_dev_run, max_steps, limit_train_batches), or None for a full one."""
+    if trainer.fast_dev_run:
+        return "fast_dev_run"
+    if trainer.max_steps not in (-1, None):
+        return f"trainer.max_steps={trainer.max_steps}"
+    limit = trainer.limit_train_batches
+    if limit is not None and limit != 1.0:
+        return f"trainer.limit_train_batches={limit}"
+    return None
 
 
 def export_open_clip(model, clip_name: str, path: str | Path) -> Path:

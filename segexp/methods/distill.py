@@ -142,15 +142,14 @@ class DistillModule(SemanticEvalMixin, SegexpModule):
     @torch.no_grad()
     def build_teacher_cache(self) -> None:
         """Run the teacher once over every training sample (and flip), with a progress bar; reused afterwards."""
-        from rich.progress import track
-
         from segexp.data import collate
+        from segexp.progress import track
 
         dm, bs = self.trainer.datamodule, self.trainer.datamodule.eval_batch_size
         ds = dm.dataset("train")
         n = len(ds) * (2 if getattr(ds, "hflip", False) else 1)
         batch, before = [], len(self.teacher_cache)
-        for item in track(dm.cache_items(), total=n, description="teacher cache", transient=True):
+        for item in track(dm.cache_items(), "teacher cache", total=n, unit="samples"):
             batch.append(item)
             if len(batch) == bs:
                 self.teacher_targets(collate(batch), store=True)

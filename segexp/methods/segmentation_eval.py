@@ -1,4 +1,4 @@
-"""Shared evaluation for every semantic-segmentation method: dataset-level mIoU + per-class table."""
+"""Shared evaluation for every semantic-segmentation method: dataset-level mIoU / mAcc / aAcc + per-class table."""
 from __future__ import annotations
 
 import logging
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from segexp.metrics import per_class_iou_metric, summarise, write_table
+from segexp.metrics.segmentation import confusion_metric, scores, write_table
 
 log = logging.getLogger(__name__)
 
@@ -47,32 +47,36 @@ class SemanticEvalMixin:
 
     def setup_eval(self, num_classes: int, subsets: dict[str, list[int]] | None = None) -> None:
         """`subsets` (e.g. {"seen": [...], "unseen": [...]}) adds mIoU(subset) and, for seen/unseen, hIoU."""
-        self.iou = torch.nn.ModuleDict({s: per_class_iou_metric(num_classes) for s in ("val", "test")})
+        self.confusion = torch.nn.ModuleDict({s: confusion_metric(num_classes) for s in ("val", "test")})
         self.eval_subsets = dict(subsets or {})
 
     def update_eval(self, stage: str, pred: torch.Tensor, mask: torch.Tensor) -> None:
         """pred, mask: [h,w] (or [B,h,w]) at the original resolution."""
-        self.iou[stage].update(pred.reshape(1, -1).to(mask.device), mask.reshape(1, -1).long())
+        self.confusion[stage].update(pred.reshape(-1).to(mask.device).long(), mask.reshape(-1).long())
 
     def finish_eval(self, stage: str) -> float:
-        metric = self.iou[stage]
-        per_class = metric.compute()
-        miou, rows = summarise(per_class, self.class_names)
+        """Logs {stage}/miou, /macc, /aacc (percent, dataset level) and writes the per-class table; returns mIoU."""
+        metric = self.confusion[stage]
+        result = scores(metric.compute())
         metric.reset()
-        self.log(f"{stage}/miou", miou * 100.0, prog_bar=True, sync_dist=False)
-        for name, value in subset_scores(per_class, getattr(self, "eval_subsets", {})).items():
-            self.log(f"{stage}/{name}", value * 100.0, sync_dist=False)
-        out_dir = Path(self.trainer.default_root_dir)
-        write_table(rows, out_dir / f"{stage}_per_class_iou.csv", miou)
+        self.log(f"{stage}/miou", result.miou, prog_bar=True, sync_dist=False)
+        self.log(f"{stage}/macc", result.macc, sync_dist=False)
+        self.log(f"{stage}/aacc", result.aacc, sync_dist=False)
+        for name, value in subset_scores(result.iou, getattr(self, "eval_subsets", {})).items():
+            self.log(f"{stage}/{name}", value, sync_dist=False)
+        table = write_table(result, self.class_names, Path(self.trainer.default_root_dir) / f"{stage}_per_class_iou.csv")
+        rows = result.rows(self.class_names)
         for lg in self.trainer.loggers:
             if hasattr(lg, "log_table"):
-                lg.log_table(key=f"{stage}/per_class_iou", columns=["class", "iou"], data=rows)
-        log.info("%s mIoU %.2f over %d classes (table: %s)", stage, miou * 100, len(rows), out_dir / f"{stage}_per_class_iou.csv")
-        return miou
+                lg.log_table(key=f"{stage}/per_class_iou", columns=["class", "iou", "acc"], data=rows)
+        log.info("%s mIoU %.2f  mAcc %.2f  aAcc %.2f over %d classes, in %% (table: %s)",
+                 stage, result.miou, result.macc, result.aacc, len(rows), table)
+        return result.miou
 
 
 def subset_scores(per_class: torch.Tensor, subsets: dict[str, list[int]]) -> dict[str, float]:
-    """mIoU over each class subset (NaN classes left out); hIoU = 2·S·U/(S+U) when `seen` and `unseen` are given."""
+    """mIoU over each class subset of per-class IoU [C] (NaN classes left out); hIoU = 2·S·U/(S+U) when `seen`
+    and `unseen` are given. Same unit as `per_class` (percent)."""
     out = {}
     for name, ids in subsets.items():
         vals = per_class.detach().float().cpu()[list(ids)]

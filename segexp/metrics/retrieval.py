@@ -12,9 +12,10 @@ log = logging.getLogger(__name__)
 
 
 def recall_at_1(sim: torch.Tensor) -> tuple[float, float]:
-    """(image→text, text→image) R@1 for a square similarity matrix whose matches are on the diagonal."""
+    """(image→text, text→image) R@1 in percent for a square similarity matrix whose matches are on the diagonal."""
     target = torch.arange(sim.shape[0], device=sim.device)
-    return float((sim.argmax(1) == target).float().mean()), float((sim.argmax(0) == target).float().mean())
+    return (100.0 * float((sim.argmax(1) == target).float().mean()),
+            100.0 * float((sim.argmax(0) == target).float().mean()))
 
 
 def _rank_chunk(sim: torch.Tensor, qids: torch.Tensor, gids: torch.Tensor, ks: Sequence[int]) -> dict[str, torch.Tensor]:

@@ -48,7 +48,7 @@ class AlphaCLIPVisual(nn.Module):
         self.source = "random"
         visual, extras = load_clip_visual_state_dict(pretrained, model_name, "model.teacher.pretrained", allow_download)
         if visual is None:
-            weights.warn_random(f"Alpha-CLIP teacher ({model_name})")
+            weights.warn_random(f"Alpha-CLIP teacher ({model_name})", self.visual)
         else:
             self.visual.load_state_dict(visual, strict=True)
             if "conv1_alpha.weight" in extras:

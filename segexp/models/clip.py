@@ -53,7 +53,7 @@ def create_clip(
     path = weights.resolve(pretrained, model_name, override=override, allow_download=allow_download)
     model = open_clip.create_model(model_name, pretrained=None, force_quick_gelu=force_quick_gelu)
     if path is None:
-        weights.warn_random(f"CLIP {model_name}")
+        weights.warn_random(f"CLIP {model_name}", model)
     else:
         sd, _ = weights.to_open_clip_layout(weights.read_state_dict(path))
         load_clip_state_dict(model, sd, source=str(path))
@@ -132,12 +132,12 @@ def imagenet_templates() -> tuple:
 @torch.no_grad()
 def text_features(model, tokenizer, names: Sequence[str], templates: Sequence = None, batch: int = 256) -> torch.Tensor:
     """[len(names), embed_dim] unit vectors: per name, normalise each template's embedding, average, renormalise."""
-    from rich.progress import track
+    from segexp.progress import track
 
     templates = imagenet_templates() if templates is None else templates
     out = []
-    # a long vocabulary x 80 templates takes a while on CPU: show progress (transient, off for short lists)
-    for name in track(names, description="text features", disable=len(names) < 16, transient=True):
+    # a long vocabulary x 80 templates takes a while on CPU: show progress (off for short lists)
+    for name in track(names, f"text features ({len(templates)} templates)", min_total=16, unit="classes"):
         texts = [t(name) if callable(t) else t.format(name) for t in templates]
         feats = torch.cat([model.encode_text(tokenizer(texts[i : i + batch])) for i in range(0, len(texts), batch)])
         feats = F.normalize(feats, dim=-1).mean(0)

@@ -19,6 +19,7 @@ from torch import nn
 from segexp.attention import AttentionSpec, install
 from segexp.models.clip import create_clip, dense_features, text_features
 from segexp.models.pamr import PAMR
+from segexp.progress import while_slow
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,9 @@ class NACLIPSegmenter(nn.Module):
         h, w = image.shape[-2:]
         wins = slide_windows(h, w, self.slide_crop, self.slide_stride)
         crops = torch.cat([image[..., y1:y2, x1:x2] for y1, y2, x1, x2 in wins])  # every window has one size
+        starts = range(0, len(crops), self.window_batch)
         logits = torch.cat([self.window_logits(crops[i : i + self.window_batch])
-                            for i in range(0, len(crops), self.window_batch)])
+                            for i in while_slow(starts, f"windows of a {h}x{w} image", len(starts), "window batches")])
         total = image.new_zeros(1, logits.shape[1], h, w)
         count = image.new_zeros(1, 1, h, w)
         for (y1, y2, x1, x2), lg in zip(wins, logits):

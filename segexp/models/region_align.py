@@ -76,7 +76,7 @@ class RegionAlignNet(nn.Module):
         post = nn.LayerNorm(d["width"])
         proj = torch.randn(d["width"], d["embed_dim"]) * d["width"] ** -0.5
         if visual is None:
-            weights.warn_random(f"UNINEXT encoder ({clip_name} shape)")
+            weights.warn_random(f"UNINEXT encoder ({clip_name} shape)", self.encoder)
         else:
             load_clip_into_uninext(self.encoder, visual)
             post.load_state_dict({"weight": visual["ln_post.weight"], "bias": visual["ln_post.bias"]})

@@ -129,7 +129,7 @@ class Sam3Segmenter(nn.Module):
             raise ValueError(f"model.segmenter.refine must be none, pamr or gaussian, got {refine!r}")
         if weights.is_random(pretrained):
             self.model = Sam3Model(sam3_config(size, image_size))
-            weights.warn_random(f"SAM3 ({size})")
+            weights.warn_random(f"SAM3 ({size})", self.model)
             self.hf_tokenizer = None
         else:
             folder = Path(str(pretrained)).expanduser()

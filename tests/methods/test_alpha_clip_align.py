@@ -32,7 +32,7 @@ def test_param_group_learning_rates(tmp_path):
     t.fit(module, datamodule=dm)
     groups = {g["name"]: g for g in t.optimizers[0].param_groups}
     assert isinstance(t.optimizers[0], torch.optim.Adam)
-    assert groups["encoder"]["initial_lr"] == 1e-5 and groups["head"]["initial_lr"] == 1e-4
+    assert groups["encoder"]["initial_lr"] == 1e-4 and groups["head"]["initial_lr"] == 1e-3
     enc = {id(p) for p in module.net.encoder.parameters() if p.requires_grad}
     assert not any(p.requires_grad for p in module.net.encoder.fpn1.parameters())  # unused pyramid conv: frozen
     head = {id(p) for p in groups["head"]["params"]}

@@ -37,3 +37,28 @@ def test_short_pretraining_exports_open_clip_weights_that_naclip_loads(cli, tmp_
     (naclip_dir,) = [p for p in run_dirs(tmp_path) if p != d]
     rows = list(csv.DictReader(open(naclip_dir / "metrics.csv")))
     assert any(row.get("test/miou") for row in rows)
+
+
+@pytest.mark.parametrize("limit", [{"fast_dev_run": True}, {"max_steps": 1}])
+def test_a_smoke_run_exports_into_its_run_dir_not_over_the_tiny_clip(tmp_path, limit):
+    import lightning as L
+    from hydra.utils import instantiate
+
+    from tests.conftest import compose_cfg
+
+    export = tmp_path / "tiny" / "segexp-tinyclip.safetensors"
+    export.parent.mkdir()
+    export.write_bytes(b"the trained export")
+    cfg = compose_cfg(["model=clip_pretrain", *TINY["clip_pretrain"], f"model.export_path={export}"], tmp_path)
+    t = L.Trainer(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                  enable_model_summary=False, default_root_dir=tmp_path / "run", limit_val_batches=0, **limit)
+    t.fit(instantiate(cfg.model, _convert_="partial"), datamodule=instantiate(cfg.data))
+    assert export.read_bytes() == b"the trained export"
+    assert (tmp_path / "run" / "export" / "segexp-tinyclip.safetensors").is_file()
+
+
+def test_a_missing_tiny_clip_says_how_to_make_it(tmp_path):
+    from segexp.weights import WeightsNotFoundError, resolve
+
+    with pytest.raises(WeightsNotFoundError, match=r"make tiny-clip"):
+        resolve(str(tmp_path / "tiny_clip" / "segexp-tinyclip.safetensors"), "segexp-tinyclip")
