@@ -19,9 +19,9 @@ MODELS = options("model")
 
 TRAINED = {"uninext", "distill", "t2i_reid", "clip_pretrain"}
 PERSON_DATA = {"synthetic_persons", "cuhk_pedes", "icfg_pedes", "rstpreid"}
-INSTANCE_DATA = {"synthetic_shapes", "coco_regions", "synthetic_captions"}
+INSTANCE_DATA = {"synthetic_shapes", "synthetic_colours", "coco_regions", "synthetic_captions"}
 OPEN_VOCAB = {"naclip", "sam3"}
-SYNTHETIC = {"synthetic_shapes", "synthetic_persons", "synthetic_captions"}
+SYNTHETIC = {"synthetic_shapes", "synthetic_colours", "synthetic_persons", "synthetic_captions"}
 
 
 def expected_error(model: str, group: str, option: str) -> str | None:
