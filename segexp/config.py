@@ -23,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from segexp import protocols
 from segexp.attention.spec import AttentionSpec
 from segexp.constraints import Range
 from segexp.errors import ConfigError
@@ -44,6 +45,7 @@ def register_schemas() -> None:
 
 
 register_schemas()
+protocols.register()  # ${protocol:key} in the configs
 
 STAGES = (None, "fit", "validate", "test", "predict")
 #: Trainer kwargs whose range Lightning checks only once the data and the model are built

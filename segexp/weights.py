@@ -62,7 +62,7 @@ def warn_random(what: str, module: torch.nn.Module | None = None) -> None:
     _announced.add(what)
     n = sum(p.numel() for p in module.parameters()) if module is not None else None
     if n is not None and n < LARGE_MODEL_PARAMS:
-        log.info("%s: random weights (%.1f M parameters, trained from scratch here)", what, n / 1e6)
+        log.info("%s: random weights (%.1f M parameters, a demo-size model)", what, n / 1e6)
         return
     bar = "!" * 78
     size = f" ({n / 1e6:.0f} M parameters)" if n is not None else ""

@@ -130,7 +130,7 @@ def test_console_lines_appear_once_and_known_noise_is_filtered(cli):
     for noise in ("litlogger", "LeafSpec", "module(s) in eval mode at the start of training", "Model initialized randomly",
                   "Instantiating model architecture"):
         assert noise not in out, noise
-    assert "RANDOMLY INITIALISED" in out, "segexp's own warning about random weights stays"
+    assert "segexp-ViT-T-16: random weights (" in out, "segexp's own line about random weights stays"
 
 
 def test_help_is_segexps_own_usage_under_80_lines(tmp_path):

@@ -2,9 +2,9 @@
 
 `dataset` is a partial dataset class (from config); it is called once per split with that split's
 kwargs. `view` chooses what the method consumes: `semantic` (image + mask), `regions` (one sample per
-object instance, for region-prompted methods) or `persons` (ReID samples). Dataset-specific inference
-settings (short side, sliding window, `prob_thd`, class-name file) travel with the datamodule as
-`eval_settings`, as mmseg dataset configs carry them.
+object instance, for region-prompted methods) or `persons` (ReID samples). The evaluation protocol of a
+benchmark (resize, normalisation, class-name variant) reaches the data configs through `${protocol:...}`
+(segexp.protocols), not through the datamodule.
 """
 from __future__ import annotations
 
@@ -53,7 +53,6 @@ class DataModule(L.LightningDataModule):
         class_file: str | None = None,
         class_names: Sequence[str] | None = None,
         background: str | None = None,
-        eval_settings: Mapping[str, Any] | None = None,
         shuffle: bool = True,
         layout: str | None = None,
         val_splits: Sequence[str] = ("val",),
@@ -71,7 +70,6 @@ class DataModule(L.LightningDataModule):
         # words in: `[cat, dog|puppy]` (synonyms with |), after a background class made of `background`'s words (a|b)
         self.class_list = [str(c) for c in class_names] if class_names else None
         self.background = None if background in (None, "", "none") else str(background)
-        self.eval_settings = dict(eval_settings or {})
         self.val_splits = list(val_splits)  # several: val_dataloader returns one loader per split
         self.layout = layout  # the files a real dataset expects under `root` (for error messages and docs)
         self.train_view = train_view  # e.g. a partial SegTrainView: random rescale / crop / flip for `train`

@@ -98,7 +98,13 @@ class FolderSegDataset(SegDataset):
             raise ConfigError(f"data.root: {no_images_message(name, img_dir, suffix)}")
 
     def fingerprint(self) -> str:
-        return f"{self.name}-{self.split}-{self.short_side}-n{len(self.ids)}-z{int(self.reduce_zero_label)}"
+        """Identifies what the samples are, for caches: the resize and the normalisation are part of it."""
+        fp = f"{self.name}-{self.split}-{self.short_side}-n{len(self.ids)}-z{int(self.reduce_zero_label)}"
+        if self.max_long != 2048:
+            fp += f"-l{self.max_long}"
+        if (self.mean, self.std) != (tuple(CLIP_MEAN), tuple(CLIP_STD)):
+            fp += "-m" + ",".join(f"{v:g}" for v in self.mean + self.std)
+        return fp
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -4,8 +4,10 @@ Pipeline (sinahmr/NACLIP `naclip.py`): dense features of each window (ln_post(al
 dropped) → L2-normalise → cosine with the query text features → bilinear to the window size; sliding windows
 (crop 224, stride 112) are summed and divided by their coverage, so averaging happens on cosine logits before
 the softmax. Then: bilinear to the original shape → optional PAMR → softmax(logit_scale · L) over queries →
-max over each class's synonyms → argmax, with pixels whose class probability is below `prob_thd` sent to 0.
-All windows of an image go through the ViT as one batch (chunked by `window_batch`).
+max over each class's synonyms → (SCLIP's `area_thd`) → argmax, with pixels whose class probability is below
+`prob_thd` sent to 0. `pad_to_patch` zero-pads each crop (centred) to a multiple of the patch size and cuts the
+logits back (ClearCLIP). All windows of an image go through the ViT as one batch (chunked by `window_batch`).
+Every one of these settings comes from the `protocol=` group (segexp.protocols).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from torch import nn
 from segexp.attention import AttentionSpec, install
 from segexp.models.clip import create_clip, dense_features, text_features
 from segexp.models.pamr import PAMR
+from segexp.models.templates import load as load_templates
 from segexp.progress import while_slow
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,25 @@ def slide_windows(h: int, w: int, crop: int, stride: int) -> list[tuple[int, int
     return out
 
 
+def patch_padding(h: int, w: int, patch: int) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) zero padding that makes h, w multiples of `patch`, centred, the odd pixel
+    on the right / bottom (ClearCLIP's compute_padsize)."""
+    lr, tb = (-w) % patch, (-h) % patch
+    return lr // 2, lr - lr // 2, tb // 2, tb - tb // 2
+
+
+def remove_small_classes(cls_probs: torch.Tensor, area_thd: float) -> torch.Tensor:
+    """SCLIP's area threshold on class probabilities [C,h,w] (class 0 = background), in place.
+
+    A foreground class whose argmax area is not above `area_thd` × the pixels predicted as any foreground class
+    (not the image area: SCLIP's clip_segmentor.py) gets probability 0 everywhere; the background is never removed.
+    """
+    area = torch.bincount(cls_probs.argmax(0).flatten(), minlength=len(cls_probs))[1:].to(cls_probs.dtype)  # [C-1]
+    keep = (area > area_thd * area.sum()).to(cls_probs.dtype)
+    cls_probs[1:] *= keep[:, None, None]
+    return cls_probs
+
+
 class NACLIPSegmenter(nn.Module):
     def __init__(
         self,
@@ -44,8 +66,11 @@ class NACLIPSegmenter(nn.Module):
         attention: AttentionSpec | None = None,
         logit_scale: float = 40.0,
         prob_thd: float = 0.0,
+        area_thd: float | None = None,
         slide_crop: int = 224,
         slide_stride: int = 112,
+        pad_to_patch: bool = False,
+        templates: str | Sequence[str] | None = "openai80",
         pamr_steps: int = 0,
         pamr_dilations: Sequence[int] = (8, 16),
         window_batch: int = 32,
@@ -58,7 +83,10 @@ class NACLIPSegmenter(nn.Module):
         self.clip_name = clip_name
         self.attention_report = install(self.clip.visual, attention) if attention is not None else []
         self.logit_scale, self.prob_thd = float(logit_scale), float(prob_thd)
+        self.area_thd = None if area_thd is None else float(area_thd)
         self.slide_crop, self.slide_stride = int(slide_crop), int(slide_stride)
+        self.pad_to_patch = bool(pad_to_patch)
+        self.templates = load_templates(templates)
         self.pamr = PAMR(pamr_steps, pamr_dilations) if pamr_steps > 0 else None
         self.window_batch = int(window_batch)
         self.register_buffer("query_features", torch.zeros(0), persistent=False)
@@ -79,6 +107,7 @@ class NACLIPSegmenter(nn.Module):
 
         names = [n for syn in query_names for n in syn]
         idx = [c for c, syn in enumerate(query_names) for _ in syn]
+        templates = self.templates if templates is None else load_templates(templates)
         feats = text_features(self.clip, open_clip.get_tokenizer(self.clip_name), names, templates)
         self.set_query_features(feats, idx)
 
@@ -94,15 +123,25 @@ class NACLIPSegmenter(nn.Module):
         return F.interpolate(logits, size=crops.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
+    def padded_window_logits(self, crops: torch.Tensor) -> torch.Tensor:
+        """`window_logits`, with crops zero-padded to the patch grid first when `pad_to_patch` (logits cut back)."""
+        h, w = crops.shape[-2:]
+        pad = patch_padding(h, w, self.clip.visual.conv1.kernel_size[0]) if self.pad_to_patch else (0, 0, 0, 0)
+        if not any(pad):
+            return self.window_logits(crops)
+        left, _, top, _ = pad
+        return self.window_logits(F.pad(crops, pad))[..., top : top + h, left : left + w]
+
+    @torch.no_grad()
     def raw_logits(self, image: torch.Tensor) -> torch.Tensor:
         """image [1,3,H,W] → [1,Q,H,W], whole-image (slide_crop=0) or sliding-window."""
         if self.slide_crop <= 0:
-            return self.window_logits(image)
+            return self.padded_window_logits(image)
         h, w = image.shape[-2:]
         wins = slide_windows(h, w, self.slide_crop, self.slide_stride)
         crops = torch.cat([image[..., y1:y2, x1:x2] for y1, y2, x1, x2 in wins])  # every window has one size
         starts = range(0, len(crops), self.window_batch)
-        logits = torch.cat([self.window_logits(crops[i : i + self.window_batch])
+        logits = torch.cat([self.padded_window_logits(crops[i : i + self.window_batch])
                             for i in while_slow(starts, f"windows of a {h}x{w} image", len(starts), "window batches")])
         total = image.new_zeros(1, logits.shape[1], h, w)
         count = image.new_zeros(1, 1, h, w)
@@ -125,6 +164,8 @@ class NACLIPSegmenter(nn.Module):
         probs = (self.logit_scale * logits[0]).softmax(0)  # [Q,h,w], over queries
         idx = torch.tensor(self.query_idx, device=probs.device)[:, None, None].expand_as(probs)
         cls = probs.new_zeros(self.num_classes, *ori_shape).scatter_reduce_(0, idx, probs, "amax", include_self=False)
+        if self.area_thd is not None:
+            remove_small_classes(cls, self.area_thd)
         conf, pred = cls.max(0)
         pred[conf < self.prob_thd] = 0
         return cls / cls.sum(0, keepdim=True), pred

@@ -39,4 +39,4 @@ def test_voc21_query_names_keep_synonyms(tmp_path):
     q = dm.query_names
     assert len(q) == 21 and len(q[0]) == 26 and q[15][:2] == ["person", "person in shirt"]
     assert dm.class_names[20] == "television monitor"
-    assert cfg.data.eval_settings.slide_crop == 0 and cfg.data.eval_settings.prob_thd == 0.1
+    assert cfg.model.segmenter.slide_crop == 0 and cfg.model.segmenter.prob_thd == 0.1  # protocol=naclip on voc21

@@ -19,7 +19,8 @@ def test_synthetic_test_stage_writes_miou_and_per_class_table(cli, tmp_path):
     (d,) = run_dirs(tmp_path)
     assert "test/miou" in (d / "metrics.csv").read_text()
     table = (d / "test_per_class_iou.csv").read_text().splitlines()
-    assert table[0] == "class,iou" and table[1].startswith("background,") and table[-1].startswith("mIoU,")
+    assert table[0] == "class,iou,acc" and table[1].startswith("background,")
+    assert [row.split(",")[0] for row in table[-3:]] == ["mIoU", "mAcc", "aAcc"]
     assert "OpenCLIPAdapter: block 3/3 <- neighbour std=5 arch=reduced" in r.stderr + r.stdout
 
 
