@@ -1,8 +1,8 @@
 """Progress for long steps outside Lightning's loops (text features, caches, weight loading).
 
 On a terminal: a transient `rich.progress` bar. Anywhere else (a log file, CI, a notebook's captured
-stderr, `| tee`): a log line every tenth of the work or every 30 s, since a bar redrawn with carriage returns
-is invisible there and a run that prints nothing for minutes looks hung.
+stderr, `| tee`): a log line at every tenth of the work (at least 5 s apart) and at least every 30 s, since a
+bar redrawn with carriage returns is invisible there and a run that prints nothing for minutes looks hung.
 """
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from typing import Iterable, Iterator, TypeVar
 T = TypeVar("T")
 log = logging.getLogger("segexp")
 
-#: seconds between two log lines when the output is not a terminal
+#: at least one line this often when the output is not a terminal ...
 LINE_INTERVAL_S = 30.0
+#: ... and a line at a tenth of the work only this long after the previous one (a 5-second step stays quiet)
+MIN_GAP_S = 5.0
 
 
 def on_terminal() -> bool:
@@ -24,7 +26,8 @@ def on_terminal() -> bool:
 
 
 class LineProgress:
-    """Counts done items of `total` and logs "<what>: k/n (p%), elapsed, left" at tenths or every 30 s."""
+    """Counts done items of `total` and logs "<what>: k/n (p%), elapsed, left" at tenths (5 s apart at least)
+    and every 30 s."""
 
     def __init__(self, what: str, total: int | None, unit: str = "", tenths: bool = True):
         self.what, self.total, self.unit, self.tenths = what, total, unit, tenths
@@ -35,7 +38,7 @@ class LineProgress:
         self.done += n
         now = time.monotonic()
         tenth = self.tenths and self.total and self.done * 10 >= self.next_tenth * self.total
-        if tenth or now - self.last >= LINE_INTERVAL_S:
+        if (tenth and now - self.last >= MIN_GAP_S) or now - self.last >= LINE_INTERVAL_S:
             if self.total:
                 self.next_tenth = self.done * 10 // self.total + 1
             self.last = now

@@ -11,6 +11,7 @@ from segexp.callbacks import LineProgressBar, progress_bar
 
 def test_track_logs_each_tenth_once_off_a_terminal(caplog, monkeypatch):
     monkeypatch.setattr(progress, "on_terminal", lambda: False)
+    monkeypatch.setattr(progress, "MIN_GAP_S", 0.0)
     with caplog.at_level(logging.INFO, logger="segexp"):
         assert list(progress.track(range(40), "text features")) == list(range(40))
         assert list(progress.track(range(5), "short")) == list(range(5))  # under min_total: silent
@@ -59,7 +60,8 @@ class Tiny(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
-def test_line_bar_reports_train_val_and_test_loops_with_the_bar_metrics(caplog, tmp_path):
+def test_line_bar_reports_train_val_and_test_loops_with_the_bar_metrics(caplog, tmp_path, monkeypatch):
+    monkeypatch.setattr(progress, "MIN_GAP_S", 0.0)
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(20, 2)), batch_size=2)
     t = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
                   callbacks=[LineProgressBar()], default_root_dir=tmp_path)
@@ -72,6 +74,15 @@ def test_line_bar_reports_train_val_and_test_loops_with_the_bar_metrics(caplog, 
     assert sum(x.startswith("Validation: ") for x in lines) == 10
     assert sum(x.startswith("Sanity Checking: ") for x in lines) == 2  # Lightning's 2 sanity batches
     assert sum(x.startswith("Testing: ") for x in lines) == 10 and "10/10 batches (100%)" in lines[-1]
+
+
+def test_a_quick_step_stays_quiet(caplog, monkeypatch):
+    monkeypatch.setattr(progress, "on_terminal", lambda: False)
+    clock = itertools.count(0.0, 0.1)  # 40 items in 4 s: under MIN_GAP_S
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
+    with caplog.at_level(logging.INFO, logger="segexp"):
+        list(progress.track(range(40), "text features"))
+    assert caplog.records == []
 
 
 def test_a_loop_inside_a_batch_reports_only_once_it_is_slow(caplog, monkeypatch):

@@ -81,6 +81,13 @@ class NACLIPSegmenter(nn.Module):
         self.clip = clip if clip is not None else create_clip(clip_name, pretrained, allow_download=allow_download)
         self.clip.eval().requires_grad_(False)
         self.clip_name = clip_name
+        if not hasattr(self.clip.visual, "conv1"):
+            raise ValueError(
+                f"{clip_name}: open_clip builds this image tower as a timm trunk ({type(self.clip.visual).__name__}, "
+                f"e.g. SigLIP), pooled by attention or a head rather than a CLS token, and dense features are read "
+                f"from open_clip's own VisionTransformer (its conv1 patch grid, ln_post and proj). Supported: the "
+                f"open_clip ViTs (ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336, ... with OpenAI, LAION, DataComp or "
+                f"MetaCLIP tags).")
         self.attention_report = install(self.clip.visual, attention) if attention is not None else []
         self.logit_scale, self.prob_thd = float(logit_scale), float(prob_thd)
         self.area_thd = None if area_thd is None else float(area_thd)
