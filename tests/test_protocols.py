@@ -128,3 +128,14 @@ def test_templates_are_packaged_data_or_a_file(tmp_path):
     (tmp_path / "bad.txt").write_text("no placeholder\n")
     with pytest.raises(ValueError, match="needs one"):
         templates.load(str(tmp_path / "bad.txt"))
+
+
+@pytest.mark.parametrize("method, strategy", [("sclip", "csa"), ("clearclip", "qq"), ("maskclip", "value")])
+def test_a_method_preset_binds_its_attention_and_its_protocol_and_both_stay_one_override_away(method, strategy, tmp_path):
+    cfg = compose_cfg([f"experiment={method}", "data=voc20", f"data.root={tmp_path}"], tmp_path)
+    seg = cfg.model.segmenter
+    assert cfg.protocol.name == method and seg.attention.strategy.value == strategy and seg.pretrained == "openai"
+    assert seg.slide_crop == official(method, "voc20")["slide_crop"]
+    other = compose_cfg([f"experiment={method}", "data=voc20", f"data.root={tmp_path}", "protocol=naclip"], tmp_path)
+    assert other.protocol.name == "naclip" and other.model.segmenter.slide_crop == 0  # NACLIP's VOC20: whole image
+    assert other.model.segmenter.attention.strategy.value == strategy

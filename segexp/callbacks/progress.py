@@ -46,10 +46,9 @@ class LineProgressBar(ProgressBar):
 
     def _advance(self, trainer, pl_module) -> None:
         if self._enabled and self._line is not None:
-            before = self._line.last
+            if trainer.training and not (trainer.validating or trainer.sanity_checking):
+                self._line.what = self._train_what(trainer, pl_module)  # the bar's metrics as of this batch
             self._line.advance()
-            if self._line.last != before and self.trainer.training:
-                self._line.what = self._train_what(trainer, pl_module)
 
     def _train_what(self, trainer, pl_module) -> str:
         metrics = {k: v for k, v in self.get_metrics(trainer, pl_module).items() if k != "v_num"}
