@@ -90,6 +90,8 @@ def read_metrics(run_dir: Path) -> dict | None:
     found = {}
     for row in csv.DictReader(open(path, newline="")):
         found.update({k: float(v) for k, v in row.items() if k.startswith("test/") and v not in ("", None)})
+    started = run_dir / ".hydra" / "config.yaml"  # written when the run starts; metrics.csv last
+    found["run_s"] = path.stat().st_mtime - started.stat().st_mtime if started.is_file() else float("nan")
     return found if "test/miou" in found else None
 
 
@@ -178,9 +180,11 @@ def write_plot(rows: list[dict], path: Path) -> None:
     im = ax.imshow(grid, cmap="viridis", aspect="auto")
     ax.set_xticks(range(len(benches)), benches)
     ax.set_yticks(range(len(labels)), labels)
+    lo, hi = np.nanmin(grid), np.nanmax(grid)
     for i in range(len(labels)):
         for j in range(len(benches)):
-            ax.text(j, i, text[i][j], ha="center", va="center", color="w", fontsize=8)
+            light = hi > lo and (grid[i, j] - lo) / (hi - lo) > 0.6  # viridis turns yellow: dark text there
+            ax.text(j, i, text[i][j], ha="center", va="center", color="k" if light else "w", fontsize=8)
     fig.colorbar(im, ax=ax, label="mIoU (%)")
     ax.set_title("training-free segmentation, test mIoU")
     fig.tight_layout()
@@ -200,18 +204,18 @@ def main() -> None:
     shared = None if args.protocol == "none" else args.protocol
     todo = cells(args.real, shared, not args.no_own, args.methods, args.pretrained)
     out_root = Path(args.out) / ("real" if args.real else "offline")
-    start = time.perf_counter()
     results = [(c, run_cell(c, out_root)) for c in todo]
+    run_minutes = sum(m["run_s"] for _, m in results) / 60
     rows = aggregate(results)
     setting = ("the 8 benchmarks, " + (f"model.segmenter.pretrained={args.pretrained}" if args.pretrained else
                                        "OpenAI ViT-B/16 (the naclip_* presets)")) if args.real else \
         (f"segexp-tinyclip (`make tiny-clip`) on held-out synthetic scenes, classes = colours, {len(OFFLINE_SEEDS)} "
          f"scene seeds per cell (mean ± std)")
     header = ["# Training-free segmentation: methods x benchmarks", "",
-              f"`python {Path(__file__).relative_to(ROOT)} {' '.join(sys.argv[1:])}`".replace("  ", " ").rstrip(),
+              "`" + " ".join(["python", str(Path(__file__).relative_to(ROOT)), *sys.argv[1:]]) + "`",
               f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores): {setting}. Shared protocol: "
               f"`{shared or 'none'}`; each method also under its own (`protocol=` column). {len(todo)} runs, "
-              f"{(time.perf_counter() - start) / 60:.1f} min here (finished cells are read back)."]
+              f"{run_minutes:.1f} min of runs (from each run's start to its metrics; start-up excluded)."]
     write_csv(rows, HERE / "results.csv")
     write_markdown(rows, HERE / "results.md", header)
     write_plot(rows, HERE / "results.png")

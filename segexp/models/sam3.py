@@ -137,7 +137,10 @@ class Sam3Segmenter(nn.Module):
                 raise weights.WeightsNotFoundError(SAM3_DOWNLOAD + f" (nothing usable at {folder})", pretrained, "pretrained")
             from transformers import AutoTokenizer
 
-            self.model = Sam3Model.from_pretrained(str(folder), local_files_only=True)
+            from segexp.progress import timed
+
+            with timed(f"loading SAM3 from {folder}"):  # ~3.5 GB: tens of seconds from a network disk
+                self.model = Sam3Model.from_pretrained(str(folder), local_files_only=True)
             self.hf_tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
         self.model.eval()
         self.image_size = self.model.config.vision_config.backbone_config.image_size
