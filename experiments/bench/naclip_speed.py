@@ -46,7 +46,7 @@ def protocol_settings(name: str, bench: str = "voc21") -> dict:
     from omegaconf import OmegaConf
 
     proto = OmegaConf.load(HERE.parents[1] / "conf" / "protocol" / f"{name}.yaml")
-    return {**OmegaConf.to_container(proto.default), **OmegaConf.to_container(proto.benchmarks.get(bench) or {})}
+    return {**OmegaConf.to_container(proto.default), **dict(proto.benchmarks.get(bench) or {})}
 
 
 def protocol_child(name: str) -> None:
