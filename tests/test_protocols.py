@@ -139,3 +139,12 @@ def test_a_method_preset_binds_its_attention_and_its_protocol_and_both_stay_one_
     other = compose_cfg([f"experiment={method}", "data=voc20", f"data.root={tmp_path}", "protocol=naclip"], tmp_path)
     assert other.protocol.name == "naclip" and other.model.segmenter.slide_crop == 0  # NACLIP's VOC20: whole image
     assert other.model.segmenter.attention.strategy.value == strategy
+
+
+def test_a_segmenter_pickles_for_spawned_ranks():
+    import pickle
+
+    from segexp.models import NACLIPSegmenter
+
+    seg = NACLIPSegmenter("segexp-ViT-T-16", None, templates="openai80")
+    assert pickle.loads(pickle.dumps(seg)).templates == "openai80"

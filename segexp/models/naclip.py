@@ -93,7 +93,8 @@ class NACLIPSegmenter(nn.Module):
         self.area_thd = None if area_thd is None else float(area_thd)
         self.slide_crop, self.slide_stride = int(slide_crop), int(slide_stride)
         self.pad_to_patch = bool(pad_to_patch)
-        self.templates = load_templates(templates)
+        load_templates(templates)  # a bad name or file fails here, not at the first set_classes
+        self.templates = templates  # the spec, not open_clip's lambdas: a spawned DDP rank must unpickle the module
         self.pamr = PAMR(pamr_steps, pamr_dilations) if pamr_steps > 0 else None
         self.window_batch = int(window_batch)
         self.register_buffer("query_features", torch.zeros(0), persistent=False)
@@ -114,7 +115,7 @@ class NACLIPSegmenter(nn.Module):
 
         names = [n for syn in query_names for n in syn]
         idx = [c for c, syn in enumerate(query_names) for _ in syn]
-        templates = self.templates if templates is None else load_templates(templates)
+        templates = load_templates(self.templates if templates is None else templates)
         feats = text_features(self.clip, open_clip.get_tokenizer(self.clip_name), names, templates)
         self.set_query_features(feats, idx)
 
