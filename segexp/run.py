@@ -273,8 +273,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
 
 
 def _stopped(signame: str) -> None:
-    run_dir = os.environ.get("SEGEXP_RUN_ID")
-    resume = f"SEGEXP_RUN_ID={run_dir} python -m segexp.run ... resume=true" if run_dir else \
+    run_id = os.environ.get("SEGEXP_RUN_ID")
+    resume = f"SEGEXP_RUN_ID={run_id} python -m segexp.run ... resume=true" if run_id else \
         "python -m segexp.run ... hydra.run.dir=<the run dir> resume=true"
     print(f"segexp: stopped by {signame}. Checkpoints already written are complete; continue with: {resume}",
           file=sys.stderr, flush=True)
