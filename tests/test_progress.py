@@ -91,3 +91,23 @@ def test_a_loop_inside_a_batch_reports_only_once_it_is_slow(caplog, monkeypatch)
     with caplog.at_level(logging.INFO, logger="segexp"):
         list(progress.while_slow(range(7), "windows", 7, "window batches"))
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["windows: 6/7 window batches"]
+
+
+def test_the_train_line_resumes_after_a_mid_epoch_validation_over_two_loaders(caplog, tmp_path, monkeypatch):
+    monkeypatch.setattr(progress, "MIN_GAP_S", 0.0)
+    data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(20, 2)), batch_size=2)
+    val = [torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.randn(4, 2)), batch_size=2)] * 2
+
+    class TwoLoaders(Tiny):
+        def validation_step(self, batch, batch_idx, dataloader_idx=0):
+            super().validation_step(batch, batch_idx)
+
+    t = L.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_model_summary=False,
+                  callbacks=[LineProgressBar()], default_root_dir=tmp_path, val_check_interval=0.5,
+                  num_sanity_val_steps=0)
+    with caplog.at_level(logging.INFO, logger="segexp"):
+        t.fit(TwoLoaders(), data, val)
+    lines = [r.getMessage() for r in caplog.records]
+    after = lines[next(i for i, x in enumerate(lines) if x.startswith("Validation")):]
+    resumed = [x for x in after if x.startswith("epoch 0 train")]
+    assert resumed and "6/10 batches" in resumed[0], after  # the train count goes on from 5/10, not from a val line

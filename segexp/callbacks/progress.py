@@ -44,6 +44,11 @@ class LineProgressBar(ProgressBar):
             total = int(total) if total not in (None, float("inf")) else None
             self._line = LineProgress(what, total, unit="batches")
 
+    def _start_on_new_loader(self, dataloader_idx: int, what: str, total: str) -> None:
+        """A new line for each dataloader of an evaluation loop; `total` names the bar's count property."""
+        if self.has_dataloader_changed(dataloader_idx):
+            self._start(what, getattr(self, total))
+
     def _advance(self, trainer, pl_module) -> None:
         if self._enabled and self._line is not None:
             if trainer.training and not (trainer.validating or trainer.sanity_checking):
@@ -63,22 +68,21 @@ class LineProgressBar(ProgressBar):
         self._advance(trainer, pl_module)
 
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        if self.has_dataloader_changed(dataloader_idx):
+        if batch_idx == 0 and dataloader_idx == 0:
             self._train_line = self._line  # validation inside fit: the train line resumes afterwards
-            what = self.sanity_check_description if trainer.sanity_checking else self.validation_description
-            self._start(what, self.total_val_batches_current_dataloader)
+        what = self.sanity_check_description if trainer.sanity_checking else self.validation_description
+        self._start_on_new_loader(dataloader_idx, what, "total_val_batches_current_dataloader")
 
     def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._advance(trainer, pl_module)
 
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         self.reset_dataloader_idx_tracker()
-        if trainer.training:
+        if trainer.state.fn == "fit":  # trainer.training is False here: the loop is still validating
             self._line = self._train_line
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        if self.has_dataloader_changed(dataloader_idx):
-            self._start(self.test_description, self.total_test_batches_current_dataloader)
+        self._start_on_new_loader(dataloader_idx, self.test_description, "total_test_batches_current_dataloader")
 
     def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._advance(trainer, pl_module)
@@ -87,8 +91,7 @@ class LineProgressBar(ProgressBar):
         self.reset_dataloader_idx_tracker()
 
     def on_predict_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        if self.has_dataloader_changed(dataloader_idx):
-            self._start(self.predict_description, self.total_predict_batches_current_dataloader)
+        self._start_on_new_loader(dataloader_idx, self.predict_description, "total_predict_batches_current_dataloader")
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
         self._advance(trainer, pl_module)
