@@ -19,11 +19,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: every key a protocol's `default` block must define
-SETTINGS = ("short_side", "max_long", "slide_crop", "slide_stride", "pad_to_patch", "logit_scale", "prob_thd",
-            "area_thd", "class_names", "templates", "mean", "std", "pamr_steps")
-
-
 def benchmark_of(root: DictConfig) -> str | None:
     return OmegaConf.select(root, "data.dataset.name", default=None)
 

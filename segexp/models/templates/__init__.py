@@ -18,9 +18,9 @@ def packaged() -> list[str]:
 def load(spec: str | Sequence[str] | None) -> tuple:
     """Templates as a tuple of format strings (or open_clip's callables for openai80); None means openai80."""
     if spec is None or spec == "openai80":
-        from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
+        from segexp.models.clip import imagenet_templates
 
-        return tuple(OPENAI_IMAGENET_TEMPLATES)
+        return imagenet_templates()
     if not isinstance(spec, str):  # an explicit list from a config
         return _checked(tuple(spec), "the given list")
     resource = files(__name__).joinpath(f"{spec}.txt")
