@@ -24,24 +24,31 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from segexp import protocols
-from segexp.attention.spec import AttentionSpec
+from segexp.attention.method_specs import SPECS, spec_from_config
 from segexp.constraints import Range
 from segexp.errors import ConfigError
 
-_ATTENTION_TARGET = "segexp.attention.AttentionSpec"
+def _schema(spec_cls: type, target: str) -> type:
+    """The Hydra schema of an `attention` option: the spec dataclass's fields plus its `_target_`."""
+    hints = typing.get_type_hints(spec_cls)
+    return dataclasses.make_dataclass(
+        f"{spec_cls.__name__.removesuffix('Spec')}Schema",
+        [("_target_", str, dataclasses.field(default=target))]
+        + [(f.name, hints[f.name], dataclasses.field(default=f.default) if f.default is not dataclasses.MISSING
+            else dataclasses.field(default_factory=f.default_factory)) for f in dataclasses.fields(spec_cls)],
+        namespace={"__module__": __name__},
+    )
 
-_HINTS = typing.get_type_hints(AttentionSpec)
-AttentionSchema = dataclasses.make_dataclass(
-    "AttentionSchema",
-    [("_target_", str, dataclasses.field(default=_ATTENTION_TARGET))]
-    + [(f.name, _HINTS[f.name], dataclasses.field(default=f.default) if f.default is not dataclasses.MISSING
-        else dataclasses.field(default_factory=f.default_factory)) for f in dataclasses.fields(AttentionSpec)],
-    namespace={"__module__": __name__},
-)
+
+#: `conf/attention/*.yaml` name their schema: /schema/attention@_here_: base | resclip | scclip
+ATTENTION_SCHEMAS = {name: _schema(cls, target) for name, (target, cls) in
+                     zip(("base", "resclip", "scclip"), SPECS.items())}
+AttentionSchema = ATTENTION_SCHEMAS["base"]
 
 
 def register_schemas() -> None:
-    ConfigStore.instance().store(group="schema/attention", name="base", node=AttentionSchema)
+    for name, node in ATTENTION_SCHEMAS.items():
+        ConfigStore.instance().store(group="schema/attention", name=name, node=node)
 
 
 register_schemas()
@@ -183,7 +190,7 @@ def validate(cfg: DictConfig) -> None:
         raise ConfigError(f"stage={cfg.stage!r} is not one of fit, validate, test, predict (or null for fit then test).")
     if cfg.get("attention") is not None:
         try:
-            AttentionSpec(**{k: v for k, v in OmegaConf.to_container(cfg.attention, resolve=True).items() if k != "_target_"})
+            spec_from_config(OmegaConf.to_container(cfg.attention, resolve=True))
         except (ValueError, TypeError) as e:
             raise ConfigError(str(e) + ".") from None
     # the data hook first: a model paired with data it cannot read (wrong view, no root) is the real mistake,

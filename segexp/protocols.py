@@ -23,6 +23,14 @@ def benchmark_of(root: DictConfig) -> str | None:
     return OmegaConf.select(root, "data.dataset.name", default=None)
 
 
+def _value(value: Any) -> Any:
+    """A list or mapping goes back to OmegaConf as a config node: `--cfg job --resolve` (OmegaConf.resolve) cannot
+    put a plain list into a value node."""
+    if OmegaConf.is_config(value):
+        return value
+    return OmegaConf.create(value) if isinstance(value, (list, tuple, dict)) else value
+
+
 def setting(key: str, *, _root_: DictConfig) -> Any:
     """`${protocol:key}`: the protocol's value of `key` for this config's benchmark (else its default)."""
     proto = _root_.get("protocol")
@@ -31,8 +39,20 @@ def setting(key: str, *, _root_: DictConfig) -> Any:
     if key not in proto.default:
         raise KeyError(f"protocol={proto.get('name')} has no setting '{key}' (settings: {', '.join(proto.default)})")
     bench = (proto.get("benchmarks") or {}).get(benchmark_of(_root_) or "", None) or {}
-    value = bench[key] if key in bench else proto.default[key]
-    return OmegaConf.to_container(value) if OmegaConf.is_config(value) else value
+    return _value(bench[key] if key in bench else proto.default[key])
+
+
+def tuned(key: str, fallback: Any = None, *, _root_: DictConfig) -> Any:
+    """`${protocol_tuned:key,fallback}`: a method's hyper-parameter as its official protocol tunes it per benchmark.
+
+    A protocol may carry a `tuned` block (`default` + `benchmarks`, like its settings) with a method's own values
+    (protocol=resclip: temp_thd and the RCS / SFR weights of each of its configs); under a protocol without the key
+    the method keeps `fallback`. An override of the method's key still wins."""
+    proto = _root_.get("protocol")
+    block = (proto.get("tuned") if proto is not None else None) or {}
+    bench = (block.get("benchmarks") or {}).get(benchmark_of(_root_) or "", None) or {}
+    default = block.get("default") or {}
+    return _value(bench[key] if key in bench else default[key] if key in default else fallback)
 
 
 def class_file(name: str, *, _root_: DictConfig) -> str:
@@ -44,6 +64,6 @@ def class_file(name: str, *, _root_: DictConfig) -> str:
 
 
 def register() -> None:
-    for name, fn in (("protocol", setting), ("protocol_class_file", class_file)):
+    for name, fn in (("protocol", setting), ("protocol_tuned", tuned), ("protocol_class_file", class_file)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

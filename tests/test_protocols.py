@@ -12,9 +12,22 @@ BENCHMARKS = ["voc21", "voc20", "context60", "context59", "coco_object", "coco_s
 CLIP_MEAN, IMAGENET_MEAN = [0.48145466, 0.4578275, 0.40821073], [0.485, 0.456, 0.406]
 
 
+#: ResCLIP's configs/cfg_<bench>.py: temp_thd, attn_rcs_weights, attn_sfr_weights
+RESCLIP_TUNED = {"voc21": (0.50, [2.0, 0.3], [2.2, 0.7]), "context60": (0.30, [2.0, 0.3], [1.8, 0.7]),
+                 "coco_object": (0.11, [2.0, 0.4], [1.8, 0.7]), "voc20": (0.10, [2.0, 0.6], [2.1, 0.6]),
+                 "context59": (0.25, [2.0, 0.4], [1.8, 0.7]), "coco_stuff": (0.11, [2.0, 0.4], [1.8, 0.7]),
+                 "cityscapes": (0.10, [2.0, 0.2], [2.1, 0.6]), "ade20k": (0.25, [2.0, 0.3], [2.1, 0.7])}
+PROTOCOLS = ["naclip", "sclip", "clearclip", "maskclip", "resclip", "scclip"]
+
+
 def official(protocol: str, bench: str) -> dict:
     """The settings written out from the official repositories' configs (see conf/protocol/*.yaml for the files)."""
-    if protocol == "naclip":
+    post = {"whole_resize": "direct" if protocol == "scclip" else "via_input", "normalise_probs": protocol != "scclip"}
+    return {**_official(protocol, bench), **post}
+
+
+def _official(protocol: str, bench: str) -> dict:
+    if protocol in ("naclip", "resclip"):  # ResCLIP is built on NACLIP's code and keeps its settings
         return {"short_side": 560 if bench == "cityscapes" else 336, "max_long": 2048,
                 "slide_crop": 0 if bench in ("voc21", "voc20") else 224, "slide_stride": 112, "pad_to_patch": False,
                 "logit_scale": 40.0, "prob_thd": 0.1 if bench in ("voc21", "context60", "coco_object") else 0.0,
@@ -32,12 +45,19 @@ def official(protocol: str, bench: str) -> dict:
                 "pad_to_patch": True, "logit_scale": 50.0,
                 "prob_thd": {"voc21": 0.5, "context60": 0.15, "coco_object": 0.4}.get(bench, 0.0), "area_thd": None,
                 "templates": "openai80", "mean": CLIP_MEAN, "single_background": bench in ("voc21", "coco_object")}
+    if protocol == "scclip":
+        return {"short_side": 560 if bench == "cityscapes" else 336, "max_long": 2048, "slide_crop": 224,
+                "slide_stride": 112, "pad_to_patch": False,
+                "logit_scale": {"voc21": 50.0, "coco_object": 55.0}.get(bench, 40.0),
+                "prob_thd": {"voc21": 0.15, "context60": 0.15, "coco_object": 0.35}.get(bench, 0.0),
+                "area_thd": 0.1 if bench == "voc21" else None, "templates": "openai80", "mean": CLIP_MEAN,
+                "single_background": False}
     scale = {"context59": (520, 520), "cityscapes": (512, 1024)}.get(bench, (512, 2048))
     return {"short_side": scale[0], "max_long": scale[1], "slide_crop": 0, "pad_to_patch": False, "prob_thd": 0.0,
             "area_thd": None, "templates": "maskclip85", "mean": IMAGENET_MEAN, "single_background": False}
 
 
-@pytest.mark.parametrize("protocol", ["naclip", "sclip", "clearclip", "maskclip"])
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_every_protocol_gives_each_benchmark_its_official_settings(protocol, tmp_path):
     for bench in BENCHMARKS:
         cfg = compose_cfg(["model=naclip", f"data={bench}", f"data.root={tmp_path}", f"protocol={protocol}"], tmp_path)
@@ -45,7 +65,7 @@ def test_every_protocol_gives_each_benchmark_its_official_settings(protocol, tmp
         got = {"short_side": ds.short_side, "max_long": ds.max_long, "slide_crop": seg.slide_crop,
                "slide_stride": seg.slide_stride, "pad_to_patch": seg.pad_to_patch, "logit_scale": seg.logit_scale,
                "prob_thd": seg.prob_thd, "area_thd": seg.area_thd, "templates": seg.templates, "mean": list(ds.mean),
-               "pamr_steps": seg.pamr_steps}
+               "pamr_steps": seg.pamr_steps, "whole_resize": seg.whole_resize, "normalise_probs": seg.normalise_probs}
         want = official(protocol, bench)
         single = want.pop("single_background")
         for key, value in want.items():
@@ -68,7 +88,21 @@ def test_a_single_override_beats_the_protocol(tmp_path):
     assert cfg.model.segmenter.area_thd == 0.1  # the rest is still SCLIP's VOC21
 
 
-@pytest.mark.parametrize("protocol", ["naclip", "sclip", "clearclip", "maskclip"])
+def test_resclip_reads_its_tuned_values_from_its_own_protocol_and_its_defaults_elsewhere(tmp_path):
+    for bench in BENCHMARKS:
+        for protocol in ("resclip", "sclip"):
+            cfg = compose_cfg(["model=naclip", "attention=resclip", f"data={bench}", f"data.root={tmp_path}",
+                               f"protocol={protocol}"], tmp_path)
+            att = cfg.attention
+            got = (att.temp_thd, list(att.rcs_weights), list(att.sfr_weights))
+            want = RESCLIP_TUNED[bench] if protocol == "resclip" else (0.25, [2.0, 0.3], [2.1, 0.7])
+            assert got == want, (protocol, bench)
+    cfg = compose_cfg(["model=naclip", "attention=resclip", "data=voc21", f"data.root={tmp_path}", "protocol=resclip",
+                       "attention.temp_thd=0.3"], tmp_path)
+    assert cfg.attention.temp_thd == 0.3 and list(cfg.attention.sfr_weights) == [2.2, 0.7]
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 def test_protocols_validate_on_synthetic_data_with_their_default_block(protocol, tmp_path):
     cfg = compose_cfg(["model=naclip", "data=synthetic_shapes", "stage=test", f"protocol={protocol}"], tmp_path)
     validate(cfg)

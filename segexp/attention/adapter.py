@@ -93,6 +93,13 @@ class ViTAdapter:
     def attach(self, index: int, attn: LayerAttention) -> None:
         raise NotImplementedError
 
+    def run_blocks(self, x: torch.Tensor, start: int = 0, stop: int | None = None) -> torch.Tensor:
+        """Blocks `start:stop` on tokens [B, T, D], as the family's own forward chains them: a method that reads
+        middle blocks runs the trunk once and re-runs only the blocks it changes."""
+        for block in self.blocks()[start:stop]:
+            x = block(x)
+        return x
+
     def describe(self, index: int) -> str:
         return "global"
 

@@ -1,11 +1,32 @@
-"""The per-block attention object that every adapter plugs into a ViT block."""
+"""The per-block attention object that every adapter plugs into a ViT block, and the edits methods make to it."""
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from segexp.attention.prior import neighbour_prior
 from segexp.attention.strategies import STRATEGIES
+
+
+Tensor = torch.Tensor
+
+
+@dataclass(frozen=True)
+class AttentionEdit:
+    """What a method (ResCLIP, SC-CLIP) changes in one block's attention while it is applied (`LayerAttention.edit`).
+
+    The strategy's attention is written out term by term (`StrategyInfo.terms`); all tensors are [B, heads, T, T]
+    or broadcastable to it (a map shared by the heads is [B, 1, T, T]).
+    """
+
+    logits: Callable[[Tensor], Tensor] | None = None  # each term's scaled logits, before the bias / Ω and the softmax
+    probs: Callable[[Tensor], Tensor] | None = None  # the summed probabilities → the weights applied to v
+    observe: Callable[[Tensor], None] | None = None  # is shown the final weights (e.g. to average them over blocks)
 
 
 class LayerAttention(nn.Module):
@@ -25,6 +46,18 @@ class LayerAttention(nn.Module):
         self.reduced = bool(reduced)
         self.prior_scale = float(prior_scale)
         self.enabled = True
+        self.edits: AttentionEdit | None = None
+
+    @contextlib.contextmanager
+    def edit(self, edit: AttentionEdit) -> Iterator[LayerAttention]:
+        """Apply `edit` to every forward inside the block (nested edits are refused: one owner at a time)."""
+        if self.edits is not None:
+            raise RuntimeError("this block's attention is already being edited")
+        self.edits = edit
+        try:
+            yield self
+        finally:
+            self.edits = None
 
     def forward(
         self,
@@ -48,7 +81,32 @@ class LayerAttention(nn.Module):
                     f"token count {k.shape[-2]} does not match grid {grid} + {prefix} prefix tokens"
                 )
         scale = q.shape[-1] ** -0.5 if scale is None else scale
-        return info.fn(q, k, v, scale, bias, prior, dropout_p)
+        if self.edits is None or not self.enabled:
+            return info.fn(q, k, v, scale, bias, prior, dropout_p)
+        return self._edited(info.terms, q, k, v, scale, bias, prior, dropout_p)
+
+    def _edited(self, terms, q, k, v, scale, bias, prior, dropout_p) -> Tensor:
+        """The strategy's attention with explicit weights, so that `self.edits` can act on them."""
+        if not terms:
+            raise ValueError(f"attention strategy {self.strategy!r} has no attention map to edit")
+        edit, named = self.edits, {"q": q, "k": k}
+        probs = None
+        for a, b in terms:
+            logits = (named[a] @ named[b].transpose(-2, -1)) * scale  # [B, h, T, T]
+            if edit.logits is not None:
+                logits = edit.logits(logits)
+            for extra in (bias, prior):
+                if extra is not None:
+                    logits = logits + extra
+            p = logits.softmax(-1)
+            probs = p if probs is None else probs + p
+        if edit.probs is not None:
+            probs = edit.probs(probs)
+        if edit.observe is not None:
+            edit.observe(probs)
+        if dropout_p > 0:
+            probs = F.dropout(probs, dropout_p)
+        return probs @ v
 
     def extra_repr(self) -> str:
         return f"strategy={self.strategy}, std={self.std}, prior_scale={self.prior_scale}, reduced={self.reduced}"

@@ -59,23 +59,26 @@ class AttentionSpec:
         """Block indices to modify in a `depth`-block ViT; raises ValueError when out of range."""
         if self.layers is None:
             return [depth - 1]
-        out = []
-        for i in self.layers:
-            if self.layer_index is LayerIndex.relative:
-                if not 0 <= i < REFERENCE_DEPTH:
-                    raise ValueError(
-                        f"attention.layers={self.layers}: relative indices must lie in [0, {REFERENCE_DEPTH - 1}]"
-                    )
-                j = round(i * (depth - 1) / (REFERENCE_DEPTH - 1))
-            else:
-                if not -depth <= i < depth:
-                    raise ValueError(
-                        f"attention.layers={self.layers}: index {i} is outside the model's {depth} blocks "
-                        f"(allowed: 0..{depth - 1}, or negative from the end)"
-                    )
-                j = i % depth
-            out.append(j)
-        return sorted(set(out))
+        return sorted(set(resolve_block_indices(self.layers, depth, self.layer_index, "attention.layers")))
+
+
+def resolve_block_indices(indices: List[int], depth: int, layer_index: LayerIndex, what: str) -> list[int]:
+    """`indices` as block indices of a `depth`-block ViT (relative ones depth-scaled from 12 blocks), in order."""
+    out = []
+    for i in indices:
+        if layer_index is LayerIndex.relative:
+            if not 0 <= i < REFERENCE_DEPTH:
+                raise ValueError(f"{what}={list(indices)}: relative indices must lie in [0, {REFERENCE_DEPTH - 1}]")
+            j = round(i * (depth - 1) / (REFERENCE_DEPTH - 1))
+        else:
+            if not -depth <= i < depth:
+                raise ValueError(
+                    f"{what}={list(indices)}: index {i} is outside the model's {depth} blocks "
+                    f"(allowed: 0..{depth - 1}, or negative from the end)"
+                )
+            j = i % depth
+        out.append(j)
+    return out
 
 
 def _enum_value(x):

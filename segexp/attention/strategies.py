@@ -70,16 +70,21 @@ def value(q, k, v, scale, bias=None, prior=None, dropout_p=0.0):
 
 @dataclass(frozen=True)
 class StrategyInfo:
+    """`fn` is the fast path; `terms` the same attention written out: the probabilities are the sum over terms
+    (a, b) of softmax(a bᵀ·scale + bias [+ Ω if `uses_prior`]) — what methods that edit logits or probabilities
+    (ResCLIP, SC-CLIP) act on. `value` has no attention map (empty `terms`)."""
+
     fn: Callable[..., Tensor]
     uses_prior: bool
+    terms: tuple[tuple[str, str], ...]
 
 
 STRATEGIES: dict[str, StrategyInfo] = {
-    "vanilla": StrategyInfo(vanilla, False),
-    "gaussian": StrategyInfo(gaussian, True),
-    "neighbour": StrategyInfo(neighbour, True),
-    "kk": StrategyInfo(kk, False),
-    "qq": StrategyInfo(qq, False),
-    "csa": StrategyInfo(csa, False),
-    "value": StrategyInfo(value, False),
+    "vanilla": StrategyInfo(vanilla, False, (("q", "k"),)),
+    "gaussian": StrategyInfo(gaussian, True, (("q", "k"),)),
+    "neighbour": StrategyInfo(neighbour, True, (("k", "k"),)),
+    "kk": StrategyInfo(kk, False, (("k", "k"),)),
+    "qq": StrategyInfo(qq, False, (("q", "q"),)),
+    "csa": StrategyInfo(csa, False, (("q", "q"), ("k", "k"))),
+    "value": StrategyInfo(value, False, ()),
 }

@@ -6,7 +6,7 @@ from typing import Any, Mapping
 import lightning as L
 import torch
 
-from segexp.attention import AttentionSpec, install
+from segexp.attention import AttentionSpec, install, spec_from_config
 from segexp.constraints import NonNegative
 from segexp.errors import ConfigError
 
@@ -20,6 +20,8 @@ class SegexpModule(L.LightningModule):
     training_free: bool = False
     #: a method whose pretrained model predicts as it is (fine-tuning optional) may predict without a checkpoint
     predicts_untrained: bool = False
+    #: takes the dense-feature methods of the `attention` group (attention=resclip|scclip) besides per-block strategies
+    dense_methods: bool = False
 
     def __init__(self):
         super().__init__()
@@ -57,7 +59,12 @@ class SegexpModule(L.LightningModule):
         att = cfg.get("attention")
         depth = cls.vit_depth(model_cfg)
         if att is not None and depth is not None:
-            spec = att if isinstance(att, AttentionSpec) else AttentionSpec(**{k: v for k, v in att.items() if k != "_target_"})
+            spec = spec_from_config(att)
+            if not isinstance(spec, AttentionSpec) and not cls.dense_methods:
+                raise ConfigError(f"attention={type(spec).__name__.removesuffix('Spec').lower()} is a dense-feature "
+                                  f"method (it reads middle blocks and re-runs the last one) for training-free "
+                                  f"segmentation: use it with model=naclip. {cls.__name__} takes a per-block "
+                                  f"strategy (attention=neighbour|csa|qq|value|kk|gaussian|vanilla).")
             try:
                 spec.resolve_layers(depth)
             except ValueError as e:

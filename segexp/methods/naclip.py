@@ -8,6 +8,7 @@ from segexp.models.naclip import NACLIPSegmenter
 
 class NAClipModule(OpenVocabSegModule):
     training_free = True
+    dense_methods = True
 
     def __init__(self, segmenter: NACLIPSegmenter):
         super().__init__(segmenter)

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segexp.attention import AttentionSpec, install
-from segexp.models.clip import create_clip, dense_features, text_features
+from segexp.attention import AttentionSpec, ResCLIPSpec, SCCLIPSpec
+from segexp.models.clip import create_clip, text_features
+from segexp.models.dense import build_dense
 from segexp.models.pamr import PAMR
 from segexp.models.templates import load as load_templates
 from segexp.progress import while_slow
@@ -63,13 +64,15 @@ class NACLIPSegmenter(nn.Module):
         self,
         clip_name: str = "ViT-B-16",
         pretrained: str | None = None,
-        attention: AttentionSpec | None = None,
+        attention: AttentionSpec | ResCLIPSpec | SCCLIPSpec | None = None,
         logit_scale: float = 40.0,
         prob_thd: float = 0.0,
         area_thd: float | None = None,
         slide_crop: int = 224,
         slide_stride: int = 112,
         pad_to_patch: bool = False,
+        whole_resize: str = "via_input",
+        normalise_probs: bool = True,
         templates: str | Sequence[str] | None = "openai80",
         pamr_steps: int = 0,
         pamr_dilations: Sequence[int] = (8, 16),
@@ -88,11 +91,16 @@ class NACLIPSegmenter(nn.Module):
                 f"from open_clip's own VisionTransformer (its conv1 patch grid, ln_post and proj). Supported: the "
                 f"open_clip ViTs (ViT-B-32, ViT-B-16, ViT-L-14, ViT-L-14-336, ... with OpenAI, LAION, DataComp or "
                 f"MetaCLIP tags).")
-        self.attention_report = install(self.clip.visual, attention) if attention is not None else []
+        self.dense = build_dense(self.clip.visual, attention)
+        self.attention_report = self.dense.report
         self.logit_scale, self.prob_thd = float(logit_scale), float(prob_thd)
         self.area_thd = None if area_thd is None else float(area_thd)
         self.slide_crop, self.slide_stride = int(slide_crop), int(slide_stride)
         self.pad_to_patch = bool(pad_to_patch)
+        if whole_resize not in ("via_input", "direct"):
+            raise ValueError(f"whole_resize={whole_resize!r} must be 'via_input' (patch logits to the input size, then "
+                             f"to the original) or 'direct' (patch logits straight to the original size, SC-CLIP)")
+        self.whole_resize, self.normalise_probs = whole_resize, bool(normalise_probs)
         load_templates(templates)  # a bad name or file fails here, not at the first set_classes
         self.templates = templates  # the spec, not open_clip's lambdas: a spawned DDP rank must unpickle the module
         self.pamr = PAMR(pamr_steps, pamr_dilations) if pamr_steps > 0 else None
@@ -121,14 +129,18 @@ class NACLIPSegmenter(nn.Module):
 
     # ------------------------------------------------------------------ image side
     @torch.no_grad()
-    def window_logits(self, crops: torch.Tensor) -> torch.Tensor:
-        """crops [n,3,h,w] → cosine logits [n,Q,h,w]."""
-        feats = dense_features(self.clip.visual, crops)[:, 1:]  # [n, N, E]
+    def grid_logits(self, crops: torch.Tensor) -> torch.Tensor:
+        """crops [n,3,h,w] → cosine logits on the patch grid [n,Q,gh,gw]."""
+        feats = self.dense(self.clip.visual, crops, self.query_features, self.logit_scale)  # [n, N, E]
         feats = F.normalize(feats, dim=-1)
         p = self.clip.visual.conv1.kernel_size[0]
         gh, gw = crops.shape[-2] // p, crops.shape[-1] // p
-        logits = (feats @ self.query_features.t()).transpose(1, 2).reshape(len(crops), -1, gh, gw)  # [n,Q,gh,gw]
-        return F.interpolate(logits, size=crops.shape[-2:], mode="bilinear", align_corners=False)
+        return (feats @ self.query_features.t()).transpose(1, 2).reshape(len(crops), -1, gh, gw)
+
+    @torch.no_grad()
+    def window_logits(self, crops: torch.Tensor) -> torch.Tensor:
+        """crops [n,3,h,w] → cosine logits [n,Q,h,w]."""
+        return F.interpolate(self.grid_logits(crops), size=crops.shape[-2:], mode="bilinear", align_corners=False)
 
     @torch.no_grad()
     def padded_window_logits(self, crops: torch.Tensor) -> torch.Tensor:
@@ -159,8 +171,8 @@ class NACLIPSegmenter(nn.Module):
         return total / count
 
     @torch.no_grad()
-    def postprocess(self, logits: torch.Tensor, image: torch.Tensor, ori_shape: Sequence[int]):
-        """logits [1,Q,H,W] at input size → (class probabilities [C,h,w] renormalised, prediction [h,w] long)."""
+    def to_original(self, logits: torch.Tensor, image: torch.Tensor, ori_shape: Sequence[int]) -> torch.Tensor:
+        """logits [1,Q,*,*] → bilinear to `ori_shape`, then PAMR (guided by the image at that size) when configured."""
         ori_shape = tuple(int(s) for s in ori_shape)
         logits = F.interpolate(logits, size=ori_shape, mode="bilinear", align_corners=False)
         if self.pamr is not None:
@@ -169,18 +181,39 @@ class NACLIPSegmenter(nn.Module):
                 logits = self.pamr(guide, logits.to(guide.dtype))
             except RuntimeError as e:  # out of memory on huge images x many queries: say so, keep going
                 log.warning("PAMR skipped for an image of %s (%s)", ori_shape, e)
+        return logits
+
+    @torch.no_grad()
+    def logits(self, image: torch.Tensor, ori_shape: Sequence[int]) -> torch.Tensor:
+        """image [1,3,H,W] → the logits classified at `ori_shape` [1,Q,h,w]."""
+        if self.slide_crop <= 0 and self.whole_resize == "direct" and not self.pad_to_patch:
+            return self.to_original(self.grid_logits(image), image, ori_shape)
+        return self.to_original(self.raw_logits(image), image, ori_shape)
+
+    @torch.no_grad()
+    def classify(self, logits: torch.Tensor):
+        """logits [1,Q,h,w] → (class probabilities [C,h,w], prediction [h,w] long).
+
+        The probabilities are renormalised over the classes unless `normalise_probs=False` (SC-CLIP returns the
+        max-over-synonyms probabilities, area-suppressed classes at 0)."""
         probs = (self.logit_scale * logits[0]).softmax(0)  # [Q,h,w], over queries
         idx = torch.tensor(self.query_idx, device=probs.device)[:, None, None].expand_as(probs)
-        cls = probs.new_zeros(self.num_classes, *ori_shape).scatter_reduce_(0, idx, probs, "amax", include_self=False)
+        cls = probs.new_zeros(self.num_classes, *probs.shape[1:]).scatter_reduce_(0, idx, probs, "amax",
+                                                                                  include_self=False)
         if self.area_thd is not None:
             remove_small_classes(cls, self.area_thd)
         conf, pred = cls.max(0)
         pred[conf < self.prob_thd] = 0
-        return cls / cls.sum(0, keepdim=True), pred
+        return (cls / cls.sum(0, keepdim=True) if self.normalise_probs else cls), pred
+
+    @torch.no_grad()
+    def postprocess(self, logits: torch.Tensor, image: torch.Tensor, ori_shape: Sequence[int]):
+        """logits [1,Q,H,W] at input size → (class probabilities [C,h,w], prediction [h,w] long) at `ori_shape`."""
+        return self.classify(self.to_original(logits, image, ori_shape))
 
     @torch.no_grad()
     def forward(self, image: torch.Tensor, ori_shape: Sequence[int] | None = None):
         """image [1,3,H,W] normalised → (seg_probs [C,h,w], pred [h,w]) at `ori_shape` (default: H, W)."""
         if self.query_features.numel() == 0:
             raise RuntimeError("call set_classes() or set_query_features() before segmenting")
-        return self.postprocess(self.raw_logits(image), image, ori_shape or image.shape[-2:])
+        return self.classify(self.logits(image, ori_shape or image.shape[-2:]))

@@ -1,0 +1,136 @@
+"""ResCLIP against the official code (yvhangyang/ResCLIP), driven entirely by a reference vector's own meta.
+
+SEGEXP_RESCLIP_VECTOR points at a vector file (default: the public seed-20 file in `tests/reference/resclip/`, with
+its FORMAT.md and weight generator). Every dense case (RCS only and RCS + SFR, with SFR's intermediates where
+stored) and every segmentor case is checked through segexp's public classes (`ResCLIPSpec`, `ResCLIPDense`,
+`NACLIPSegmenter`) with the file's own tolerances.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from segexp.attention import ResCLIPSpec
+from segexp.errors import ConfigError
+from segexp.models.dense import ResCLIPDense
+from segexp.models.naclip import NACLIPSegmenter
+from tests.reference_vectors import abs_err, agreement, clip_of, load_vector, rel_err, vector_path
+
+ENV = "SEGEXP_RESCLIP_VECTOR"
+VECTOR = vector_path(ENV, "resclip/vector_seed20.pt")
+ARCH = {"wo_resi": "reduced", "w_resi": "vanilla"}
+BASE = {"resclip": "neighbour", "naclip": "neighbour", "sclip": "csa", "clearclip": "qq", "vanilla": "vanilla"}
+
+
+@pytest.fixture(scope="module")
+def vec():
+    return load_vector(VECTOR, ENV)
+
+
+@pytest.fixture(scope="module")
+def clip(vec, tmp_path_factory):
+    return clip_of(vec, VECTOR, tmp_path_factory.mktemp("weights"))
+
+
+def spec_of(meta: dict, case: dict, sfr: bool) -> ResCLIPSpec:
+    pamr = meta["sfr_first_pass_pamr"]
+    return ResCLIPSpec(base=BASE[meta["attn_strategy"]], arch=ARCH[meta["arch"]], std=float(case["gaussian_std"]),
+                       rcs_layers=list(meta["rcs_layers"]), rcs_weights=list(case["attn_rcs_weights"]), sfr=sfr,
+                       sfr_weights=list(case["attn_sfr_weights"]), temp_thd=float(case["temp_thd"]),
+                       delete_same_entity=bool(case["delete_same_entity"]), sfr_pamr_steps=int(pamr["steps"]),
+                       sfr_pamr_dilations=list(pamr["dilations"]))
+
+
+def tolerance(meta: dict, name: str) -> float:
+    t = meta["tolerances"]
+    return next(v for k, v in t.items() if k.startswith(name + "_"))
+
+
+def test_vector_is_complete(vec):
+    meta = vec["meta"]
+    dense = {k for k, c in meta["dense_cases"].items() if c["use_sfr"]}
+    assert dense == set(vec["dense"]) and set(meta["dense_cases"]) - dense == set(vec["dense_rcs"])
+    assert set(vec["sfr"]) <= dense and set(meta["segmentor_cases"]) == set(vec["segmentor"])
+    assert meta["segmentor_cases"] and meta["dense_cases"] and meta["align_corners"] == 0
+
+
+def test_resclip_dense_features(vec, clip):
+    """dense (RCS + SFR) and dense_rcs (RCS only), and where stored: RCS maps, first-pass probabilities, patch
+    labels, the SFR attention."""
+    meta, q = vec["meta"], vec["query_features"]
+    failures = []
+    for key, case in meta["dense_cases"].items():
+        model = copy.deepcopy(clip)
+        method = ResCLIPDense(model.visual, spec_of(meta, case, case["use_sfr"]))
+        image = vec["inputs"][case["input"]]
+        with torch.no_grad():
+            out = method(model.visual, image, q, float(case["logit_scale"]))
+            ref = (vec["dense"] if case["use_sfr"] else vec["dense_rcs"])[key][:, 1:]
+            name = "dense" if case["use_sfr"] else "dense_rcs"
+            if (e := rel_err(out, ref)) > tolerance(meta, name):
+                failures.append(f"{name}[{key}]: {e:.2e}")
+            tokens, rcs_map = method.trunk(model.visual, image)
+            if case["input"] in vec["rcs_attn"] and (e := rel_err(rcs_map[0], vec["rcs_attn"][case["input"]])) \
+                    > tolerance(meta, "rcs_attn"):
+                failures.append(f"rcs_attn[{case['input']}]: {e:.2e}")
+            if key in vec["sfr"]:
+                ref = vec["sfr"][key]
+                patch = model.visual.conv1.kernel_size[0]
+                probs = method.first_pass_probs(method.last_block(model.visual, tokens, rcs_map), image, q,
+                                                float(case["logit_scale"]), patch)
+                labels = method.patch_labels(probs, patch)
+                if "first_pass_probs" in ref and (e := abs_err(probs, ref["first_pass_probs"])) \
+                        > tolerance(meta, "first_pass_probs"):
+                    failures.append(f"first_pass_probs[{key}]: {e:.2e}")
+                if (a := agreement(labels[0], ref["patch_labels"])) < tolerance(meta, "patch_labels"):
+                    failures.append(f"patch_labels[{key}]: {a:.4f} equal")
+                if (e := rel_err(method.sfr_attention(labels)[0], ref["attn_sfr"])) > tolerance(meta, "attn_sfr"):
+                    failures.append(f"attn_sfr[{key}]: {e:.2e}")
+    assert not failures, "; ".join(failures)
+
+
+def test_resclip_segmentor(vec, clip):
+    meta = vec["meta"]
+    failures = []
+    for name, case in meta["segmentor_cases"].items():
+        seg = NACLIPSegmenter(clip=copy.deepcopy(clip), attention=spec_of(meta, case, True),
+                              logit_scale=float(case["logit_scale"]), prob_thd=float(case["prob_thd"]),
+                              slide_crop=int(case["slide_crop"]), slide_stride=int(case["slide_stride"]),
+                              pamr_steps=int(case["pamr_steps"]), pamr_dilations=list(case["pamr_dilations"]) or (8, 16))
+        seg.set_query_features(vec["query_features"], meta["query_idx"])
+        image, ref = vec["inputs"][case["input"]], vec["segmentor"][name]
+        raw = seg.raw_logits(image)
+        probs, pred = seg.postprocess(raw, image, case["ori_shape"])
+        if (e := abs_err(raw, ref["raw_logits"])) > tolerance(meta, "raw_logits"):
+            failures.append(f"raw_logits[{name}]: {e:.2e}")
+        if (e := abs_err(probs, ref["seg_probs"])) > tolerance(meta, "seg_probs"):
+            failures.append(f"seg_probs[{name}]: {e:.2e}")
+        if (a := agreement(pred[None], ref["pred"])) < meta["tolerances"]["pred_agreement"]:
+            failures.append(f"pred[{name}]: {a:.4f} equal")
+    assert not failures, "; ".join(failures)
+
+
+def test_resclip_refuses_bad_settings():
+    with pytest.raises(ValueError, match="attention.base='value'"):
+        ResCLIPSpec(base="value")
+    with pytest.raises(ValueError, match="rcs_weights"):
+        ResCLIPSpec(rcs_weights=[2.0, 1.5])
+    with pytest.raises(ValueError, match="before the last one"):
+        ResCLIPSpec(rcs_layers=[11]).resolve_layers(12)
+    with pytest.raises(ValueError, match="temp_thd"):
+        ResCLIPSpec(temp_thd=2)
+
+
+def test_resclip_arch_follows_its_base():
+    assert ResCLIPSpec(base="csa").last_block().arch.value == "vanilla"  # SCLIP keeps residual and MLP
+    assert ResCLIPSpec(base="qq").last_block().arch.value == "reduced"
+    assert ResCLIPSpec(base="csa", arch="reduced").last_block().arch.value == "reduced"
+
+
+def test_resclip_is_refused_by_per_block_models():
+    from segexp.attention import install
+
+    with pytest.raises(ConfigError, match="model=naclip"):
+        install(torch.nn.Linear(1, 1), ResCLIPSpec())

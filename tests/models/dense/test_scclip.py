@@ -1,0 +1,121 @@
+"""SC-CLIP against the official code (SuleBai/SC-CLIP), driven entirely by a reference vector's own meta.
+
+SEGEXP_SCCLIP_VECTOR points at a vector file (default: the public seed-20 file in `tests/reference/scclip/`, with
+its FORMAT.md and weight generator). Every dense case (its LOF scores and outlier set, the repaired tokens, the final
+features) and every segmentor case is checked through segexp's public classes (`SCCLIPSpec`, `SCCLIPDense`,
+`NACLIPSegmenter` with SC-CLIP's post-processing settings) with the file's own tolerances.
+"""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from segexp.attention import SCCLIPSpec
+from segexp.models.dense import SCCLIPDense
+from segexp.models.dense.anomaly import lof_scores, repair
+from segexp.models.naclip import NACLIPSegmenter
+from tests.reference_vectors import abs_err, agreement, clip_of, load_vector, rel_err, vector_path
+
+ENV = "SEGEXP_SCCLIP_VECTOR"
+VECTOR = vector_path(ENV, "scclip/vector_seed20.pt")
+KEYS = ("pre_adjust_idx", "post_adjust_idx", "multi_start_idx", "multi_end_idx", "res_cls", "beta")
+
+
+@pytest.fixture(scope="module")
+def vec():
+    return load_vector(VECTOR, ENV)
+
+
+@pytest.fixture(scope="module")
+def clip(vec, tmp_path_factory):
+    return clip_of(vec, VECTOR, tmp_path_factory.mktemp("weights"))
+
+
+def spec_of(meta: dict, case: dict) -> SCCLIPSpec:
+    return SCCLIPSpec(**{k: case[k] for k in KEYS}, lof_neighbors=int(meta["lof"]["n_neighbors"]),
+                      lof_contamination=float(meta["lof"]["contamination"]))
+
+
+def tolerance(meta: dict, name: str) -> float:
+    return next(v for k, v in meta["tolerances"].items() if k.startswith(name + "_"))
+
+
+def test_vector_is_complete(vec):
+    meta = vec["meta"]
+    assert set(meta["dense_cases"]) == set(vec["dense"]) == set(vec["lof"]) == set(vec["repaired"])
+    assert set(meta["segmentor_cases"]) == set(vec["segmentor"]) and meta["segmentor_cases"]
+    assert meta["align_corners"] == 0
+
+
+def test_scclip_dense_features(vec, clip):
+    meta = vec["meta"]
+    failures = []
+    for key, case in meta["dense_cases"].items():
+        model = copy.deepcopy(clip)
+        method = SCCLIPDense(model.visual, spec_of(meta, case))
+        image = vec["inputs"][case["input"]]
+        with torch.no_grad():
+            if (e := rel_err(method(model.visual, image), vec["dense"][key])) > tolerance(meta, "dense"):
+                failures.append(f"dense[{key}]: {e:.2e}")
+            feats, _, grid = method.trunk(model.visual, image)
+            patches = feats[max(feats)][:, 1:]  # the penultimate block's output
+            outliers = method.outliers(patches)
+            ref = vec["lof"][key]
+            if outliers[0].nonzero().flatten().tolist() != ref["outliers"].tolist():
+                failures.append(f"lof.outliers[{key}]: {outliers[0].nonzero().flatten().tolist()} != "
+                                f"{ref['outliers'].tolist()}")
+            if (e := rel_err(lof_scores(patches, meta["lof"]["n_neighbors"])[0], ref["scores"])) > tolerance(meta, "lof_scores"):
+                failures.append(f"lof.scores[{key}]: {e:.2e}")
+            if (e := rel_err(repair(patches, outliers, grid), vec["repaired"][key])) > tolerance(meta, "repaired"):
+                failures.append(f"repaired[{key}]: {e:.2e}")
+    assert not failures, "; ".join(failures)
+
+
+def test_scclip_segmentor(vec, clip):
+    """SC-CLIP's post-processing: whole images resized straight to the original size, probabilities not
+    renormalised, SCLIP's area threshold."""
+    meta = vec["meta"]
+    failures = []
+    for name, case in meta["segmentor_cases"].items():
+        seg = NACLIPSegmenter(clip=copy.deepcopy(clip), attention=spec_of(meta, case),
+                              logit_scale=float(case["logit_scale"]), prob_thd=float(case["prob_thd"]),
+                              area_thd=case["area_thd"], slide_crop=int(case["slide_crop"]),
+                              slide_stride=int(case["slide_stride"]), pamr_steps=int(case["pamr_steps"]),
+                              pamr_dilations=list(case["pamr_dilations"]) or (8, 16), whole_resize="direct",
+                              normalise_probs=False)
+        seg.set_query_features(vec["query_features"], meta["query_idx"])
+        image, ref = vec["inputs"][case["input"]], vec["segmentor"][name]
+        logits = seg.logits(image, case["ori_shape"])
+        probs, pred = seg.classify(logits)
+        if (e := abs_err(logits, ref["logits"])) > tolerance(meta, "logits"):
+            failures.append(f"logits[{name}]: {e:.2e}")
+        if (e := abs_err(probs, ref["seg_probs"])) > tolerance(meta, "seg_probs"):
+            failures.append(f"seg_probs[{name}]: {e:.2e}")
+        if (a := agreement(pred[None], ref["pred"])) < meta["tolerances"]["pred_agreement"]:
+            failures.append(f"pred[{name}]: {a:.4f} equal")
+    assert not failures, "; ".join(failures)
+
+
+def test_scclip_refuses_bad_settings():
+    with pytest.raises(ValueError, match="reads outputs of blocks 0..10"):
+        SCCLIPSpec(pre_adjust_idx=11).blocks(12)
+    with pytest.raises(ValueError, match="empty multi-level sum"):
+        SCCLIPSpec(multi_start_idx=5, multi_end_idx=5).blocks(12)
+    with pytest.raises(ValueError, match="lof_contamination"):
+        SCCLIPSpec(lof_contamination=0)
+
+
+def test_scclip_parts_can_be_ablated(clip):
+    """Each part switched off changes the features, and the rest still runs (the official code has no switches)."""
+    image = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    outs = {}
+    for part in ("none", "repair", "aggregate", "self_adjust", "multi_level"):
+        model = copy.deepcopy(clip)
+        spec = SCCLIPSpec(**({part: False} if part != "none" else {}))
+        with torch.no_grad():
+            outs[part] = SCCLIPDense(model.visual, spec)(model.visual, image)
+    assert all(o.shape == (1, 196, 512) and torch.isfinite(o).all() for o in outs.values())
+    for part in ("repair", "aggregate", "self_adjust", "multi_level"):
+        assert rel_err(outs[part], outs["none"]) > 1e-3, part
