@@ -12,7 +12,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, List, Mapping, Optional
 
-from segexp.attention.spec import Arch, AttentionSpec, LayerIndex, StrategyName, _enum_value, resolve_block_indices
+from segexp.attention.spec import (REFERENCE_DEPTH, Arch, AttentionSpec, LayerIndex, StrategyName, _enum_value,
+                                  resolve_block_indices)
 
 #: the architecture of the last block each base method is published with (ResCLIP's `w_resi` / `wo_resi`)
 BASE_ARCH = {"vanilla": Arch.vanilla, "gaussian": Arch.vanilla, "csa": Arch.vanilla,
@@ -76,7 +77,8 @@ class ResCLIPSpec:
     def rcs_blocks(self, depth: int) -> list[int]:
         if not self.rcs:
             return []
-        out = resolve_block_indices(self.rcs_layers, depth, self.layer_index, "attention.rcs_layers")
+        # relative indices on a shallow ViT may land on one block twice: each block's map counts once
+        out = sorted(set(resolve_block_indices(self.rcs_layers, depth, self.layer_index, "attention.rcs_layers")))
         if max(out) >= depth - 1:
             raise ValueError(f"attention.rcs_layers={self.rcs_layers}: RCS reads blocks before the last one "
                              f"(0..{depth - 2} in a {depth}-block ViT)")
@@ -130,7 +132,7 @@ class SCCLIPSpec:
                                                     "attention.pre_adjust_idx/post_adjust_idx/multi_start_idx")))
         end = int(self.multi_end_idx)
         if self.layer_index is LayerIndex.relative:
-            end = round(end * (depth - 1) / 11)
+            end = round(end * (depth - 1) / (REFERENCE_DEPTH - 1))
         out["multi_end_idx"] = end
         last = depth - 2  # the penultimate block's output is the last one the trunk gives
         for name, i in out.items():

@@ -14,9 +14,9 @@ ARCHS = ["ViT-B-32", "ViT-B-16", "ViT-L-14", "ViT-L-14-336"]
 STRATEGIES = ["vanilla", "neighbour", "gaussian", "kk", "csa", "qq", "value"]
 
 
-def tiny(name: str) -> open_clip.CLIP:
+def tiny(name: str, layers: int = 2) -> open_clip.CLIP:
     cfg = copy.deepcopy(open_clip.get_model_config(name))
-    cfg["vision_cfg"].update(layers=2, width=64, head_width=32, image_size=cfg["vision_cfg"]["patch_size"] * 4)
+    cfg["vision_cfg"].update(layers=layers, width=64, head_width=32, image_size=cfg["vision_cfg"]["patch_size"] * 4)
     cfg["text_cfg"].update(layers=1, width=32, heads=2)
     cfg["embed_dim"] = 24
     torch.manual_seed(0)
@@ -63,3 +63,23 @@ def test_a_timm_trunk_image_tower_is_refused_naming_what_is_unsupported():
     model = open_clip.CustomTextCLIP(**cfg)
     with pytest.raises(ValueError, match=r"ViT-B-16-SigLIP.*timm trunk.*TimmModel"):
         NACLIPSegmenter("ViT-B-16-SigLIP", clip=model)
+
+
+@pytest.mark.parametrize("name", ARCHS)
+@pytest.mark.parametrize("method", ["resclip-neighbour", "resclip-csa", "resclip-qq", "scclip"])
+def test_resclip_and_scclip_segment_a_non_square_image_on_every_backbone(name, method):
+    """Depth-scaled block indices (layer_index=relative) on a 4-block copy; a grid that is not square."""
+    from segexp.attention import ResCLIPSpec, SCCLIPSpec
+
+    model = tiny(name, layers=4)
+    p = model.visual.conv1.kernel_size[0]
+    spec = (SCCLIPSpec(layer_index="relative", lof_neighbors=8) if method == "scclip" else
+            ResCLIPSpec(base=method.split("-")[1], layer_index="relative"))
+    seg = NACLIPSegmenter(name, clip=model, attention=spec, slide_crop=0)
+    seg.set_query_features(torch.nn.functional.normalize(torch.randn(3, 24), dim=-1), [0, 1, 2])
+    image = torch.randn(1, 3, 5 * p, 7 * p)
+    probs, pred = seg(image, (50, 70))
+    assert probs.shape == (3, 50, 70) and pred.shape == (50, 70) and torch.isfinite(probs).all()
+    plain = NACLIPSegmenter(name, clip=tiny(name, layers=4), attention=AttentionSpec(strategy="vanilla"), slide_crop=0)
+    plain.set_query_features(seg.query_features, [0, 1, 2])
+    assert not torch.allclose(seg.raw_logits(image), plain.raw_logits(image), atol=1e-4)  # the method acts

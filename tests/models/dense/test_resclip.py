@@ -134,3 +134,35 @@ def test_resclip_is_refused_by_per_block_models():
 
     with pytest.raises(ConfigError, match="model=naclip"):
         install(torch.nn.Linear(1, 1), ResCLIPSpec())
+
+
+@pytest.mark.parametrize("base", ["neighbour", "csa", "qq"])
+def test_resclip_with_both_parts_off_is_its_base_method(clip, base):
+    """rcs=false, sfr=false leaves the base strategy's own last block: the same features as attention=<base>."""
+    from segexp.attention import AttentionSpec
+    from segexp.attention.method_specs import BASE_ARCH
+    from segexp.models.dense import StrategyDense
+
+    image = torch.randn(1, 3, 224, 288, generator=torch.Generator().manual_seed(1))
+    a, b = copy.deepcopy(clip), copy.deepcopy(clip)
+    with torch.no_grad():
+        off = ResCLIPDense(a.visual, ResCLIPSpec(base=base, rcs=False, sfr=False))(a.visual, image)
+        ref = StrategyDense(b.visual, AttentionSpec(strategy=base, arch=BASE_ARCH[base]))(b.visual, image)
+    assert rel_err(off, ref) < 1e-5
+
+
+def test_resclip_parts_can_be_ablated(clip):
+    """Each part alone changes the features of the base method (SFR without RCS included)."""
+    q = torch.nn.functional.normalize(torch.randn(4, 512, generator=torch.Generator().manual_seed(2)), dim=-1)
+    image = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    outs = {}
+    for name, kw in {"base": dict(rcs=False, sfr=False), "rcs": dict(sfr=False), "sfr": dict(rcs=False),
+                     "both": {}}.items():
+        model = copy.deepcopy(clip)
+        with torch.no_grad():
+            outs[name] = ResCLIPDense(model.visual, ResCLIPSpec(temp_thd=0.0, **kw))(model.visual, image, q, 40.0)
+    for name in ("rcs", "sfr", "both"):
+        assert torch.isfinite(outs[name]).all() and rel_err(outs[name], outs["base"]) > 1e-3, name
+    with pytest.raises(RuntimeError, match="query features"):
+        model = copy.deepcopy(clip)
+        ResCLIPDense(model.visual, ResCLIPSpec())(model.visual, image)
