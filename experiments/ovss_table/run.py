@@ -33,14 +33,19 @@ METHODS = {
     "SCLIP": (["attention=csa"], "sclip"),
     "ClearCLIP": (["attention=qq"], "clearclip"),
     "NACLIP": (["attention=neighbour"], "naclip"),
+    # relative block indices: the ViT-B/16 values on 12 blocks, depth-scaled on the 4-block tiny CLIP
+    "ResCLIP": (["attention=resclip", "attention.layer_index=relative"], "resclip"),
+    "SC-CLIP": (["attention=scclip", "attention.layer_index=relative"], "scclip"),
 }
 REAL_BENCHMARKS = ["voc21", "context60", "coco_object", "voc20", "context59", "coco_stuff", "cityscapes", "ade20k"]
-#: mIoU (%) with ViT-B/16 that the authors report (VOC21, PC60, Object, VOC20, PC59, Stuff, City, ADE), only where
-#: checked here: SCLIP's paper table (its 38.2 average agrees) and NACLIP's README (PAMR on, its default). Fill the
-#: other methods from their papers before citing this table.
+#: mIoU (%) with ViT-B/16 that the authors report (VOC21, PC60, Object, VOC20, PC59, Stuff, City, ADE): SCLIP's
+#: paper table (its 38.2 average agrees) and NACLIP's README (PAMR on, its default) checked here; ResCLIP's and
+#: SC-CLIP's as issue #18 quotes their papers (not re-checked offline). Fill ClearCLIP and MaskCLIP from their papers.
 REPORTED = {
     "SCLIP (paper)": [59.1, 30.4, 30.5, 80.4, 34.1, 22.4, 32.2, 16.1],
     "NACLIP (README, PAMR on)": [64.07, 34.99, 36.19, 83.03, 38.35, 25.69, 38.27, 19.05],
+    "ResCLIP on NACLIP (paper, via #18)": [61.1, 33.5, 35.0, 86.0, 36.8, 24.7, 35.9, 18.0],
+    "SC-CLIP (paper, via #18)": [64.6, 36.8, 37.7, 84.3, 40.1, 26.6, 41.0, 20.1],
 }
 COMMON = ["model=naclip", "stage=test", "logger=csv", "callbacks=eval"]
 #: offline: the tiny CLIP (make tiny-clip) on held-out scenes whose classes are colours, which its CLS-trained
