@@ -46,6 +46,26 @@ def clip_of(vec: dict, path: Path, tmp_dir: Path, clip_name: str = "ViT-B-16"):
     return create_clip(clip_name, str(file))
 
 
+class Failures(list):
+    """Every comparison of a test, collected, so that one run names every mismatching item (not only the first)."""
+
+    def rel(self, name: str, out: torch.Tensor, ref: torch.Tensor, tol: float) -> None:
+        if out.shape != ref.shape:
+            self.append(f"{name}: shape {tuple(out.shape)} != {tuple(ref.shape)}")
+        elif (e := rel_err(out, ref)) > tol:
+            self.append(f"{name}: max rel {e:.2e} > {tol:g}")
+
+    def abs(self, name: str, out: torch.Tensor, ref: torch.Tensor, tol: float) -> None:
+        if out.shape != ref.shape:
+            self.append(f"{name}: shape {tuple(out.shape)} != {tuple(ref.shape)}")
+        elif (e := abs_err(out, ref)) > tol:
+            self.append(f"{name}: max abs {e:.2e} > {tol:g}")
+
+    def agree(self, name: str, out: torch.Tensor, ref: torch.Tensor, at_least: float) -> None:
+        if (a := agreement(out.reshape(ref.shape), ref)) < at_least:
+            self.append(f"{name}: {a:.5f} equal < {at_least:g}")
+
+
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
     """max|a − ref| / max|ref|."""
     ref = ref.float()

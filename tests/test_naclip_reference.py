@@ -8,47 +8,29 @@ file's own tolerances.
 from __future__ import annotations
 
 import copy
-import importlib.util
-import os
-from pathlib import Path
 
 import pytest
 import torch
 
 from segexp.attention import AttentionSpec, neighbour_prior
-from segexp.models.clip import create_clip, dense_features, text_features
+from segexp.models.clip import dense_features, text_features
 from segexp.models.naclip import NACLIPSegmenter
+from tests.reference_vectors import clip_of, load_vector, vector_path
 
-DEFAULT_VECTOR = Path(__file__).resolve().parent / "reference" / "naclip" / "vector_seed0.pt"
-VECTOR = Path(os.environ.get("SEGEXP_NACLIP_VECTOR") or DEFAULT_VECTOR)
+ENV = "SEGEXP_NACLIP_VECTOR"
+VECTOR = vector_path(ENV, "naclip/vector_seed0.pt")
 CLIP_NAME = "ViT-B-16"  # the format fixes the architecture (FORMAT.md §2); weights, sizes and settings vary
 UPSTREAM_TO_SEGEXP = {"naclip": "neighbour", "kk": "kk", "vanilla": "vanilla", "csa": "csa"}
 
 
-
 @pytest.fixture(scope="module")
 def vec():
-    if not VECTOR.is_file():  # only a wrong SEGEXP_NACLIP_VECTOR gets here: the default ships with the tests
-        pytest.fail(f"NACLIP reference vector not found: {VECTOR} (SEGEXP_NACLIP_VECTOR)", pytrace=False)
-    if not (VECTOR.parent / "make_weights.py").is_file():
-        pytest.fail(f"no make_weights.py beside {VECTOR}: the format keeps the weight generator next to the vector",
-                    pytrace=False)
-    return torch.load(VECTOR, weights_only=True)
+    return load_vector(VECTOR, ENV)
 
 
 @pytest.fixture(scope="module")
 def clip(vec, tmp_path_factory):
-    spec = importlib.util.spec_from_file_location("make_weights", VECTOR.parent / "make_weights.py")
-    mw = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mw)
-    meta = vec["meta"]
-    sd = mw.make_state_dict(meta["weights_seed"])
-    assert mw.fingerprint(sd) == meta["weights_fingerprint_sha256"]
-    path = tmp_path_factory.mktemp("weights") / f"naclip_seed{meta['weights_seed']}.safetensors"
-    from safetensors.torch import save_file
-
-    save_file({k: v.contiguous() for k, v in sd.items()}, str(path))  # fp16 on disk, exact in fp32
-    return create_clip(CLIP_NAME, str(path))
+    return clip_of(vec, VECTOR, tmp_path_factory.mktemp("weights"), CLIP_NAME)
 
 
 def spec_of(case: dict) -> AttentionSpec:

@@ -164,15 +164,21 @@ def test_templates_are_packaged_data_or_a_file(tmp_path):
         templates.load(str(tmp_path / "bad.txt"))
 
 
-@pytest.mark.parametrize("method, strategy", [("sclip", "csa"), ("clearclip", "qq"), ("maskclip", "value")])
-def test_a_method_preset_binds_its_attention_and_its_protocol_and_both_stay_one_override_away(method, strategy, tmp_path):
+def _attention_of(node) -> str:
+    """`csa`, `qq`, ... for a per-block strategy; the spec's class for a dense-feature method."""
+    return node.strategy.value if "strategy" in node else node._target_.rsplit(".", 1)[1]
+
+
+@pytest.mark.parametrize("method, attention", [("sclip", "csa"), ("clearclip", "qq"), ("maskclip", "value"),
+                                               ("resclip", "ResCLIPSpec"), ("scclip", "SCCLIPSpec")])
+def test_a_method_preset_binds_its_attention_and_its_protocol_and_both_stay_one_override_away(method, attention, tmp_path):
     cfg = compose_cfg([f"experiment={method}", "data=voc20", f"data.root={tmp_path}"], tmp_path)
     seg = cfg.model.segmenter
-    assert cfg.protocol.name == method and seg.attention.strategy.value == strategy and seg.pretrained == "openai"
+    assert cfg.protocol.name == method and _attention_of(seg.attention) == attention and seg.pretrained == "openai"
     assert seg.slide_crop == official(method, "voc20")["slide_crop"]
     other = compose_cfg([f"experiment={method}", "data=voc20", f"data.root={tmp_path}", "protocol=naclip"], tmp_path)
     assert other.protocol.name == "naclip" and other.model.segmenter.slide_crop == 0  # NACLIP's VOC20: whole image
-    assert other.model.segmenter.attention.strategy.value == strategy
+    assert _attention_of(other.model.segmenter.attention) == attention
 
 
 def test_a_segmenter_pickles_for_spawned_ranks():
@@ -182,3 +188,8 @@ def test_a_segmenter_pickles_for_spawned_ranks():
 
     seg = NACLIPSegmenter("segexp-ViT-T-16", None, templates="openai80")
     assert pickle.loads(pickle.dumps(seg)).templates == "openai80"
+    from segexp.attention import ResCLIPSpec, SCCLIPSpec
+
+    for spec in (ResCLIPSpec(layer_index="relative"), SCCLIPSpec(layer_index="relative")):  # their edits are per pass
+        seg = NACLIPSegmenter("segexp-ViT-T-16", None, attention=spec)
+        assert type(pickle.loads(pickle.dumps(seg)).dense) is type(seg.dense)

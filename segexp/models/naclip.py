@@ -1,13 +1,15 @@
-"""NACLIP's training-free open-vocabulary segmenter on open_clip, with any `attention=` strategy.
+"""NACLIP's training-free open-vocabulary segmenter on open_clip, with any `attention=` option.
 
-Pipeline (sinahmr/NACLIP `naclip.py`): dense features of each window (ln_post(all tokens) @ proj, CLS
-dropped) → L2-normalise → cosine with the query text features → bilinear to the window size; sliding windows
-(crop 224, stride 112) are summed and divided by their coverage, so averaging happens on cosine logits before
-the softmax. Then: bilinear to the original shape → optional PAMR → softmax(logit_scale · L) over queries →
-max over each class's synonyms → (SCLIP's `area_thd`) → argmax, with pixels whose class probability is below
-`prob_thd` sent to 0. `pad_to_patch` zero-pads each crop (centred) to a multiple of the patch size and cuts the
-logits back (ClearCLIP). All windows of an image go through the ViT as one batch (chunked by `window_batch`).
-Every one of these settings comes from the `protocol=` group (segexp.protocols).
+Pipeline (sinahmr/NACLIP `naclip.py`): dense features of each window (`segexp.models.dense`: ln_post(all tokens) @
+proj with a per-block strategy, or ResCLIP's / SC-CLIP's features; CLS dropped) → L2-normalise → cosine with the
+query text features → bilinear to the window size; sliding windows (crop 224, stride 112) are summed and divided by
+their coverage, so averaging happens on cosine logits before the softmax. Then: bilinear to the original shape →
+optional PAMR → softmax(logit_scale · L) over queries → max over each class's synonyms → (SCLIP's `area_thd`) →
+argmax, with pixels whose class probability is below `prob_thd` sent to 0. `pad_to_patch` zero-pads each crop
+(centred) to a multiple of the patch size and cuts the logits back (ClearCLIP). `whole_resize="direct"` resizes
+whole-image logits straight from the patch grid to the original shape and `normalise_probs=False` returns the class
+probabilities as they are (SC-CLIP). All windows of an image go through the ViT as one batch (chunked by
+`window_batch`). Every one of these settings comes from the `protocol=` group (segexp.protocols).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from segexp.attention import ResCLIPSpec
 from segexp.errors import ConfigError
 from segexp.models.dense import ResCLIPDense
 from segexp.models.naclip import NACLIPSegmenter
-from tests.reference_vectors import abs_err, agreement, clip_of, load_vector, rel_err, vector_path
+from tests.reference_vectors import Failures, clip_of, load_vector, rel_err, vector_path
 
 ENV = "SEGEXP_RESCLIP_VECTOR"
 VECTOR = vector_path(ENV, "resclip/vector_seed20.pt")
@@ -60,40 +60,36 @@ def test_resclip_dense_features(vec, clip):
     """dense (RCS + SFR) and dense_rcs (RCS only), and where stored: RCS maps, first-pass probabilities, patch
     labels, the SFR attention."""
     meta, q = vec["meta"], vec["query_features"]
-    failures = []
+    failures = Failures()
     for key, case in meta["dense_cases"].items():
         model = copy.deepcopy(clip)
         method = ResCLIPDense(model.visual, spec_of(meta, case, case["use_sfr"]))
-        image = vec["inputs"][case["input"]]
+        image, scale = vec["inputs"][case["input"]], float(case["logit_scale"])
         with torch.no_grad():
-            out = method(model.visual, image, q, float(case["logit_scale"]))
-            ref = (vec["dense"] if case["use_sfr"] else vec["dense_rcs"])[key][:, 1:]
             name = "dense" if case["use_sfr"] else "dense_rcs"
-            if (e := rel_err(out, ref)) > tolerance(meta, name):
-                failures.append(f"{name}[{key}]: {e:.2e}")
+            failures.rel(f"{name}[{key}]", method(model.visual, image, q, scale), vec[name][key][:, 1:],
+                         tolerance(meta, name))
             tokens, rcs_map = method.trunk(model.visual, image)
-            if case["input"] in vec["rcs_attn"] and (e := rel_err(rcs_map[0], vec["rcs_attn"][case["input"]])) \
-                    > tolerance(meta, "rcs_attn"):
-                failures.append(f"rcs_attn[{case['input']}]: {e:.2e}")
+            if case["input"] in vec["rcs_attn"]:
+                failures.rel(f"rcs_attn[{case['input']}]", rcs_map[0], vec["rcs_attn"][case["input"]],
+                             tolerance(meta, "rcs_attn"))
             if key in vec["sfr"]:
                 ref = vec["sfr"][key]
                 patch = model.visual.conv1.kernel_size[0]
-                probs = method.first_pass_probs(method.last_block(model.visual, tokens, rcs_map), image, q,
-                                                float(case["logit_scale"]), patch)
+                probs = method.first_pass_probs(method.last_block(model.visual, tokens, rcs_map), image, q, scale, patch)
                 labels = method.patch_labels(probs, patch)
-                if "first_pass_probs" in ref and (e := abs_err(probs, ref["first_pass_probs"])) \
-                        > tolerance(meta, "first_pass_probs"):
-                    failures.append(f"first_pass_probs[{key}]: {e:.2e}")
-                if (a := agreement(labels[0], ref["patch_labels"])) < tolerance(meta, "patch_labels"):
-                    failures.append(f"patch_labels[{key}]: {a:.4f} equal")
-                if (e := rel_err(method.sfr_attention(labels)[0], ref["attn_sfr"])) > tolerance(meta, "attn_sfr"):
-                    failures.append(f"attn_sfr[{key}]: {e:.2e}")
+                if "first_pass_probs" in ref:
+                    failures.abs(f"first_pass_probs[{key}]", probs, ref["first_pass_probs"],
+                                 tolerance(meta, "first_pass_probs"))
+                failures.agree(f"patch_labels[{key}]", labels[0], ref["patch_labels"], tolerance(meta, "patch_labels"))
+                failures.rel(f"attn_sfr[{key}]", method.sfr_attention(labels)[0], ref["attn_sfr"],
+                             tolerance(meta, "attn_sfr"))
     assert not failures, "; ".join(failures)
 
 
 def test_resclip_segmentor(vec, clip):
     meta = vec["meta"]
-    failures = []
+    failures = Failures()
     for name, case in meta["segmentor_cases"].items():
         seg = NACLIPSegmenter(clip=copy.deepcopy(clip), attention=spec_of(meta, case, True),
                               logit_scale=float(case["logit_scale"]), prob_thd=float(case["prob_thd"]),
@@ -103,12 +99,9 @@ def test_resclip_segmentor(vec, clip):
         image, ref = vec["inputs"][case["input"]], vec["segmentor"][name]
         raw = seg.raw_logits(image)
         probs, pred = seg.postprocess(raw, image, case["ori_shape"])
-        if (e := abs_err(raw, ref["raw_logits"])) > tolerance(meta, "raw_logits"):
-            failures.append(f"raw_logits[{name}]: {e:.2e}")
-        if (e := abs_err(probs, ref["seg_probs"])) > tolerance(meta, "seg_probs"):
-            failures.append(f"seg_probs[{name}]: {e:.2e}")
-        if (a := agreement(pred[None], ref["pred"])) < meta["tolerances"]["pred_agreement"]:
-            failures.append(f"pred[{name}]: {a:.4f} equal")
+        failures.abs(f"raw_logits[{name}]", raw, ref["raw_logits"], tolerance(meta, "raw_logits"))
+        failures.abs(f"seg_probs[{name}]", probs, ref["seg_probs"], tolerance(meta, "seg_probs"))
+        failures.agree(f"pred[{name}]", pred, ref["pred"], meta["tolerances"]["pred_agreement"])
     assert not failures, "; ".join(failures)
 
 

@@ -16,7 +16,7 @@ from segexp.attention import SCCLIPSpec
 from segexp.models.dense import SCCLIPDense
 from segexp.models.dense.anomaly import lof_scores, repair
 from segexp.models.naclip import NACLIPSegmenter
-from tests.reference_vectors import abs_err, agreement, clip_of, load_vector, rel_err, vector_path
+from tests.reference_vectors import Failures, clip_of, load_vector, rel_err, vector_path
 
 ENV = "SEGEXP_SCCLIP_VECTOR"
 VECTOR = vector_path(ENV, "scclip/vector_seed20.pt")
@@ -50,26 +50,25 @@ def test_vector_is_complete(vec):
 
 
 def test_scclip_dense_features(vec, clip):
+    """dense, and the LOF scores, outlier set and repaired tokens behind it."""
     meta = vec["meta"]
-    failures = []
+    failures = Failures()
     for key, case in meta["dense_cases"].items():
         model = copy.deepcopy(clip)
         method = SCCLIPDense(model.visual, spec_of(meta, case))
         image = vec["inputs"][case["input"]]
         with torch.no_grad():
-            if (e := rel_err(method(model.visual, image), vec["dense"][key])) > tolerance(meta, "dense"):
-                failures.append(f"dense[{key}]: {e:.2e}")
+            failures.rel(f"dense[{key}]", method(model.visual, image), vec["dense"][key], tolerance(meta, "dense"))
             feats, _, grid = method.trunk(model.visual, image)
             patches = feats[max(feats)][:, 1:]  # the penultimate block's output
-            outliers = method.outliers(patches)
-            ref = vec["lof"][key]
+            outliers, ref = method.outliers(patches), vec["lof"][key]
             if outliers[0].nonzero().flatten().tolist() != ref["outliers"].tolist():
                 failures.append(f"lof.outliers[{key}]: {outliers[0].nonzero().flatten().tolist()} != "
                                 f"{ref['outliers'].tolist()}")
-            if (e := rel_err(lof_scores(patches, meta["lof"]["n_neighbors"])[0], ref["scores"])) > tolerance(meta, "lof_scores"):
-                failures.append(f"lof.scores[{key}]: {e:.2e}")
-            if (e := rel_err(repair(patches, outliers, grid), vec["repaired"][key])) > tolerance(meta, "repaired"):
-                failures.append(f"repaired[{key}]: {e:.2e}")
+            failures.rel(f"lof.scores[{key}]", lof_scores(patches, meta["lof"]["n_neighbors"])[0], ref["scores"],
+                         tolerance(meta, "lof_scores"))
+            failures.rel(f"repaired[{key}]", repair(patches, outliers, grid), vec["repaired"][key],
+                         tolerance(meta, "repaired"))
     assert not failures, "; ".join(failures)
 
 
@@ -77,7 +76,7 @@ def test_scclip_segmentor(vec, clip):
     """SC-CLIP's post-processing: whole images resized straight to the original size, probabilities not
     renormalised, SCLIP's area threshold."""
     meta = vec["meta"]
-    failures = []
+    failures = Failures()
     for name, case in meta["segmentor_cases"].items():
         seg = NACLIPSegmenter(clip=copy.deepcopy(clip), attention=spec_of(meta, case),
                               logit_scale=float(case["logit_scale"]), prob_thd=float(case["prob_thd"]),
@@ -89,12 +88,9 @@ def test_scclip_segmentor(vec, clip):
         image, ref = vec["inputs"][case["input"]], vec["segmentor"][name]
         logits = seg.logits(image, case["ori_shape"])
         probs, pred = seg.classify(logits)
-        if (e := abs_err(logits, ref["logits"])) > tolerance(meta, "logits"):
-            failures.append(f"logits[{name}]: {e:.2e}")
-        if (e := abs_err(probs, ref["seg_probs"])) > tolerance(meta, "seg_probs"):
-            failures.append(f"seg_probs[{name}]: {e:.2e}")
-        if (a := agreement(pred[None], ref["pred"])) < meta["tolerances"]["pred_agreement"]:
-            failures.append(f"pred[{name}]: {a:.4f} equal")
+        failures.abs(f"logits[{name}]", logits, ref["logits"], tolerance(meta, "logits"))
+        failures.abs(f"seg_probs[{name}]", probs, ref["seg_probs"], tolerance(meta, "seg_probs"))
+        failures.agree(f"pred[{name}]", pred, ref["pred"], meta["tolerances"]["pred_agreement"])
     assert not failures, "; ".join(failures)
 
 
