@@ -29,8 +29,20 @@ def load_vector(path: Path, env: str) -> dict:
     return torch.load(path, weights_only=True)
 
 
+_CLIPS: dict = {}
+
+
 def clip_of(vec: dict, path: Path, tmp_dir: Path, clip_name: str = "ViT-B-16"):
-    """The vector's random CLIP (meta weights_seed, fingerprint checked), loaded from a safetensors file."""
+    """The vector's random CLIP (meta weights_seed, fingerprint checked), loaded from a safetensors file; one per
+    (generator, seed, architecture) in a test session (the ResCLIP and SC-CLIP vectors share seed 20). Tests
+    deep-copy it before installing a method."""
+    key = ((path.parent / "make_weights.py").read_bytes(), vec["meta"]["weights_seed"], clip_name)
+    if key not in _CLIPS:
+        _CLIPS[key] = _load_clip(vec, path, tmp_dir, clip_name)
+    return _CLIPS[key]
+
+
+def _load_clip(vec: dict, path: Path, tmp_dir: Path, clip_name: str):
     from safetensors.torch import save_file
 
     from segexp.models.clip import create_clip

@@ -25,12 +25,14 @@ def test_synthetic_test_stage_writes_miou_and_per_class_table(cli, tmp_path):
 
 
 @pytest.mark.slow
-def test_strategy_sweep_runs_five_jobs(cli, tmp_path):
-    r = cli(["-m", "model=naclip", "data=synthetic_shapes", "stage=test", "attention=neighbour,csa,qq,value,vanilla", *TINY,
+def test_strategy_sweep_runs_every_option(cli, tmp_path):
+    # relative block indices: ResCLIP's and SC-CLIP's ViT-B/16 indices scaled to the tiny CLIP's 4 blocks
+    r = cli(["-m", "model=naclip", "data=synthetic_shapes", "stage=test",
+             "attention=neighbour,csa,qq,value,vanilla,resclip,scclip", "attention.layer_index=relative", *TINY,
              "data.splits.test.size=2"])
     assert r.returncode == 0, r.stderr[-3000:]
     dirs = run_dirs(tmp_path)
-    assert len(dirs) == 5
+    assert len(dirs) == 7
     assert all((d / "test_per_class_iou.csv").is_file() for d in dirs)
 
 

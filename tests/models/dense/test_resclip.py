@@ -129,33 +129,60 @@ def test_resclip_is_refused_by_per_block_models():
         install(torch.nn.Linear(1, 1), ResCLIPSpec())
 
 
+@pytest.fixture(scope="module")
+def tiny_clip():
+    from segexp.models.clip import create_clip
+
+    torch.manual_seed(0)
+    return create_clip("segexp-ViT-T-16")  # 4 blocks: the ViT-B/16 indices depth-scaled (layer_index=relative)
+
+
 @pytest.mark.parametrize("base", ["neighbour", "csa", "qq"])
-def test_resclip_with_both_parts_off_is_its_base_method(clip, base):
+def test_resclip_with_both_parts_off_is_its_base_method(tiny_clip, base):
     """rcs=false, sfr=false leaves the base strategy's own last block: the same features as attention=<base>."""
     from segexp.attention import AttentionSpec
     from segexp.attention.method_specs import BASE_ARCH
     from segexp.models.dense import StrategyDense
 
     image = torch.randn(1, 3, 224, 288, generator=torch.Generator().manual_seed(1))
-    a, b = copy.deepcopy(clip), copy.deepcopy(clip)
+    a, b = copy.deepcopy(tiny_clip), copy.deepcopy(tiny_clip)
     with torch.no_grad():
-        off = ResCLIPDense(a.visual, ResCLIPSpec(base=base, rcs=False, sfr=False))(a.visual, image)
+        off = ResCLIPDense(a.visual, ResCLIPSpec(base=base, rcs=False, sfr=False, layer_index="relative"))(a.visual, image)
         ref = StrategyDense(b.visual, AttentionSpec(strategy=base, arch=BASE_ARCH[base]))(b.visual, image)
     assert rel_err(off, ref) < 1e-5
 
 
-def test_resclip_parts_can_be_ablated(clip):
+def test_resclip_parts_can_be_ablated(tiny_clip):
     """Each part alone changes the features of the base method (SFR without RCS included)."""
-    q = torch.nn.functional.normalize(torch.randn(4, 512, generator=torch.Generator().manual_seed(2)), dim=-1)
+    q = torch.nn.functional.normalize(torch.randn(4, 64, generator=torch.Generator().manual_seed(2)), dim=-1)
     image = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(3))
     outs = {}
     for name, kw in {"base": dict(rcs=False, sfr=False), "rcs": dict(sfr=False), "sfr": dict(rcs=False),
                      "both": {}}.items():
-        model = copy.deepcopy(clip)
+        model = copy.deepcopy(tiny_clip)
+        spec = ResCLIPSpec(temp_thd=0.0, layer_index="relative", **kw)
         with torch.no_grad():
-            outs[name] = ResCLIPDense(model.visual, ResCLIPSpec(temp_thd=0.0, **kw))(model.visual, image, q, 40.0)
+            outs[name] = ResCLIPDense(model.visual, spec)(model.visual, image, q, 40.0)
     for name in ("rcs", "sfr", "both"):
         assert torch.isfinite(outs[name]).all() and rel_err(outs[name], outs["base"]) > 1e-3, name
     with pytest.raises(RuntimeError, match="query features"):
-        model = copy.deepcopy(clip)
-        ResCLIPDense(model.visual, ResCLIPSpec())(model.visual, image)
+        model = copy.deepcopy(tiny_clip)
+        ResCLIPDense(model.visual, ResCLIPSpec(layer_index="relative"))(model.visual, image)
+
+
+def test_the_trunk_runs_once_and_only_the_last_block_twice():
+    """ResCLIP with SFR: blocks 0..L-2 run once per window batch, the last block once per pass; SC-CLIP: every
+    block once (its two last-block branches share one call)."""
+    from segexp.attention import SCCLIPSpec, adapter_for
+    from segexp.models.clip import create_clip
+
+    for spec, last_calls in ((ResCLIPSpec(layer_index="relative"), 2), (SCCLIPSpec(layer_index="relative"), 1)):
+        model = create_clip("segexp-ViT-T-16")
+        seg = NACLIPSegmenter("segexp-ViT-T-16", clip=model, attention=spec, slide_crop=64, slide_stride=32)
+        seg.set_query_features(torch.nn.functional.normalize(torch.randn(3, 64), dim=-1), [0, 1, 2])
+        blocks = adapter_for(model.visual).blocks()
+        calls = [0] * len(blocks)
+        for i, block in enumerate(blocks):
+            block.register_forward_pre_hook(lambda m, a, i=i: calls.__setitem__(i, calls[i] + 1))
+        seg(torch.randn(1, 3, 96, 128))  # 2 x 3 windows of 64, one batch
+        assert calls == [1] * (len(blocks) - 1) + [last_calls], (type(spec).__name__, calls)
