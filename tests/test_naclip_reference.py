@@ -98,6 +98,7 @@ def test_segmentor_cases(vec, clip):
     assert not failures, failures
 
 
+@pytest.mark.slow  # ~25 s: the 80 templates of every query through ViT-B/16's text tower on CPU
 def test_text_features_when_present(vec, clip):
     if "query_features_text" not in vec:
         pytest.skip(f"{VECTOR.name} has no optional query_features_text (FORMAT.md §5.7)")

@@ -89,14 +89,13 @@ def test_a_single_override_beats_the_protocol(tmp_path):
 
 
 def test_resclip_reads_its_tuned_values_from_its_own_protocol_and_its_defaults_elsewhere(tmp_path):
-    for bench in BENCHMARKS:
-        for protocol in ("resclip", "sclip"):
-            cfg = compose_cfg(["model=naclip", "attention=resclip", f"data={bench}", f"data.root={tmp_path}",
-                               f"protocol={protocol}"], tmp_path)
-            att = cfg.attention
-            got = (att.temp_thd, list(att.rcs_weights), list(att.sfr_weights))
-            want = RESCLIP_TUNED[bench] if protocol == "resclip" else (0.25, [2.0, 0.3], [2.1, 0.7])
-            assert got == want, (protocol, bench)
+    for bench, protocol in [(b, "resclip") for b in BENCHMARKS] + [("voc21", "sclip"), ("ade20k", "naclip")]:
+        cfg = compose_cfg(["model=naclip", "attention=resclip", f"data={bench}", f"data.root={tmp_path}",
+                           f"protocol={protocol}"], tmp_path)
+        att = cfg.attention
+        got = (att.temp_thd, list(att.rcs_weights), list(att.sfr_weights))
+        want = RESCLIP_TUNED[bench] if protocol == "resclip" else (0.25, [2.0, 0.3], [2.1, 0.7])
+        assert got == want, (protocol, bench)
     cfg = compose_cfg(["model=naclip", "attention=resclip", "data=voc21", f"data.root={tmp_path}", "protocol=resclip",
                        "attention.temp_thd=0.3"], tmp_path)
     assert cfg.attention.temp_thd == 0.3 and list(cfg.attention.sfr_weights) == [2.2, 0.7]
