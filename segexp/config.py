@@ -2,8 +2,8 @@
 
 Three layers, each with a clear message:
   1. Hydra itself: unknown group options and unknown keys (struct mode).
-  2. Structured schemas in the ConfigStore (the `attention` group is the `AttentionSpec` dataclass):
-     wrong types and bad enum values fail while composing.
+  2. Structured schemas in the ConfigStore (each `attention` option is its spec dataclass: AttentionSpec,
+     ResCLIPSpec or SCCLIPSpec): wrong types and bad enum values fail while composing.
   3. `validate(cfg)`: every `_target_` node is checked against the signature and type hints of what it
      builds (unknown keys, wrong types), then the classes' own `check_config` hooks run (attention layers
      within the model's depth, ranges, dataset roots).
@@ -24,7 +24,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from segexp import protocols
-from segexp.attention.method_specs import SPECS, spec_from_config
+from segexp.attention.method_specs import SCHEMAS, spec_from_config
 from segexp.constraints import Range
 from segexp.errors import ConfigError
 
@@ -41,8 +41,7 @@ def _schema(spec_cls: type, target: str) -> type:
 
 
 #: `conf/attention/*.yaml` name their schema: /schema/attention@_here_: base | resclip | scclip
-ATTENTION_SCHEMAS = {name: _schema(cls, target) for name, (target, cls) in
-                     zip(("base", "resclip", "scclip"), SPECS.items())}
+ATTENTION_SCHEMAS = {name: _schema(cls, f"segexp.attention.{cls.__name__}") for name, cls in SCHEMAS.items()}
 AttentionSchema = ATTENTION_SCHEMAS["base"]
 
 

@@ -145,11 +145,16 @@ class SCCLIPSpec:
         return out
 
     def resolve_layers(self, depth: int) -> list[int]:
-        return sorted(set(list(self.blocks(depth).values())[:3]) | {depth - 1})
+        """Every block whose output this method reads (the range's end is exclusive), and the last one it runs."""
+        idx = self.blocks(depth)
+        multi = range(idx["multi_start_idx"], idx["multi_end_idx"]) if self.multi_level else []
+        return sorted({idx["pre_adjust_idx"], idx["post_adjust_idx"], depth - 2, *multi, depth - 1})
 
 
 #: the `_target_` of every `attention` option → its spec class
 SPECS = {f"segexp.attention.{cls.__name__}": cls for cls in (AttentionSpec, ResCLIPSpec, SCCLIPSpec)}
+#: the Hydra schema each `conf/attention/*.yaml` names (`/schema/attention@_here_: <name>`) → its spec class
+SCHEMAS = {"base": AttentionSpec, "resclip": ResCLIPSpec, "scclip": SCCLIPSpec}
 
 
 def spec_from_config(node: Mapping[str, Any] | Any):

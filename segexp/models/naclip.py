@@ -23,6 +23,7 @@ from torch import nn
 from segexp.attention import AttentionSpec, ResCLIPSpec, SCCLIPSpec
 from segexp.models.clip import create_clip, text_features
 from segexp.models.dense import build_dense
+from segexp.models.dense.output import grid_logits
 from segexp.models.pamr import PAMR
 from segexp.models.templates import load as load_templates
 from segexp.progress import while_slow
@@ -134,10 +135,8 @@ class NACLIPSegmenter(nn.Module):
     def grid_logits(self, crops: torch.Tensor) -> torch.Tensor:
         """crops [n,3,h,w] → cosine logits on the patch grid [n,Q,gh,gw]."""
         feats = self.dense(self.clip.visual, crops, self.query_features, self.logit_scale)  # [n, N, E]
-        feats = F.normalize(feats, dim=-1)
         p = self.clip.visual.conv1.kernel_size[0]
-        gh, gw = crops.shape[-2] // p, crops.shape[-1] // p
-        return (feats @ self.query_features.t()).transpose(1, 2).reshape(len(crops), -1, gh, gw)
+        return grid_logits(feats, self.query_features, (crops.shape[-2] // p, crops.shape[-1] // p))
 
     @torch.no_grad()
     def window_logits(self, crops: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from torch import nn
 
 from segexp.attention import AttentionEdit, LayerAttention, ResCLIPSpec, adapter_for, attach_layers
 from segexp.models.clip import visual_embed
-from segexp.models.dense.heads import grid_logits, project
+from segexp.models.dense.output import grid_logits, project
 from segexp.models.pamr import PAMR
 
 Tensor = torch.Tensor

@@ -13,7 +13,7 @@ from torch import nn
 from segexp.attention import AttentionEdit, LayerAttention, SCCLIPSpec, adapter_for, attach_layers
 from segexp.models.clip import visual_embed
 from segexp.models.dense.anomaly import anomalies, lof_scores, repair
-from segexp.models.dense.heads import project
+from segexp.models.dense.output import project
 
 Tensor = torch.Tensor
 

@@ -1,4 +1,4 @@
-"""Small pieces the dense methods share: the output head and the patch-grid cosine logits."""
+"""What the dense methods and the segmenter share: the output head and the patch-grid cosine logits."""
 from __future__ import annotations
 
 import torch
