@@ -58,6 +58,11 @@ def _load_clip(vec: dict, path: Path, tmp_dir: Path, clip_name: str):
     return create_clip(clip_name, str(file))
 
 
+def tolerance(meta: dict, name: str) -> float:
+    """The file's threshold for item `name` (its key in meta['tolerances'] is `<name>_<metric>`)."""
+    return next(v for k, v in meta["tolerances"].items() if k.startswith(name + "_"))
+
+
 class Failures(list):
     """Every comparison of a test, collected, so that one run names every mismatching item (not only the first)."""
 

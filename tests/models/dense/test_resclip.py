@@ -16,7 +16,7 @@ from segexp.attention import ResCLIPSpec
 from segexp.errors import ConfigError
 from segexp.models.dense import ResCLIPDense
 from segexp.models.naclip import NACLIPSegmenter
-from tests.reference_vectors import Failures, clip_of, load_vector, rel_err, vector_path
+from tests.reference_vectors import Failures, clip_of, load_vector, rel_err, tolerance, vector_path
 
 ENV = "SEGEXP_RESCLIP_VECTOR"
 VECTOR = vector_path(ENV, "resclip/vector_seed20.pt")
@@ -41,11 +41,6 @@ def spec_of(meta: dict, case: dict, sfr: bool) -> ResCLIPSpec:
                        sfr_weights=list(case["attn_sfr_weights"]), temp_thd=float(case["temp_thd"]),
                        delete_same_entity=bool(case["delete_same_entity"]), sfr_pamr_steps=int(pamr["steps"]),
                        sfr_pamr_dilations=list(pamr["dilations"]))
-
-
-def tolerance(meta: dict, name: str) -> float:
-    t = meta["tolerances"]
-    return next(v for k, v in t.items() if k.startswith(name + "_"))
 
 
 def test_vector_is_complete(vec):

@@ -16,7 +16,7 @@ from segexp.attention import SCCLIPSpec
 from segexp.models.dense import SCCLIPDense
 from segexp.models.dense.anomaly import lof_scores, repair
 from segexp.models.naclip import NACLIPSegmenter
-from tests.reference_vectors import Failures, clip_of, load_vector, rel_err, vector_path
+from tests.reference_vectors import Failures, clip_of, load_vector, rel_err, tolerance, vector_path
 
 ENV = "SEGEXP_SCCLIP_VECTOR"
 VECTOR = vector_path(ENV, "scclip/vector_seed20.pt")
@@ -36,10 +36,6 @@ def clip(vec, tmp_path_factory):
 def spec_of(meta: dict, case: dict) -> SCCLIPSpec:
     return SCCLIPSpec(**{k: case[k] for k in KEYS}, lof_neighbors=int(meta["lof"]["n_neighbors"]),
                       lof_contamination=float(meta["lof"]["contamination"]))
-
-
-def tolerance(meta: dict, name: str) -> float:
-    return next(v for k, v in meta["tolerances"].items() if k.startswith(name + "_"))
 
 
 def test_vector_is_complete(vec):
